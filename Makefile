@@ -1,0 +1,64 @@
+# microshop: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything installs itself from the lock file (uv.lock) into .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help demo run test test-unit test-integration test-operator lint format lock images e2e manifests clean
+
+help:
+	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
+	@echo "make run    - keep the standalone shop serving on http://127.0.0.1:8080 until Ctrl-C"
+	@echo "make test   - lint + every test (unit, integration on PostgreSQL/RabbitMQ, operator)"
+	@echo "make lint   - ruff, ruff format --check, mypy"
+	@echo "make images - build the two container images (needs Docker)"
+	@echo "make e2e    - end-to-end on a kind cluster (needs Docker and kind)"
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	@touch $@
+
+venv: $(VENV)/.synced
+
+demo: $(VENV)/.synced
+	$(BIN)/python -m microshop demo
+
+run: $(VENV)/.synced
+	$(BIN)/python -m microshop standalone --data-dir .data
+
+lint: $(VENV)/.synced
+	$(BIN)/ruff check services operator tests bench
+	$(BIN)/ruff format --check services operator tests bench
+	$(BIN)/mypy services/microshop operator/microshop_operator
+
+format: $(VENV)/.synced
+	$(BIN)/ruff check --fix services operator tests bench
+	$(BIN)/ruff format services operator tests bench
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-unit: $(VENV)/.synced
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(VENV)/.synced
+	$(BIN)/python -m pytest -m integration
+
+test-operator: $(VENV)/.synced
+	$(BIN)/python -m pytest -m operator
+
+lock: $(UV)
+	$(UV) lock --python $(PYTHON)
+
+clean:
+	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache
