@@ -1,0 +1,64 @@
+"""The event contracts: every event's name, version and fields. Producers and consumers import these."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+EXCHANGE = "microshop.events"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(BaseModel):
+    """Fields every event carries; `type` is also the AMQP routing key."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: datetime = Field(default_factory=_now)
+    version: int = 1
+
+
+class OrderCreated(Event):
+    type: Literal["order.created"] = "order.created"
+    order_id: str
+    user_id: str
+    total_cents: int
+    currency: str
+    payment_method: str
+
+
+class PaymentSucceeded(Event):
+    type: Literal["payment.succeeded"] = "payment.succeeded"
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount_cents: int
+    currency: str
+
+
+class PaymentFailed(Event):
+    type: Literal["payment.failed"] = "payment.failed"
+    payment_id: str
+    order_id: str
+    user_id: str
+    amount_cents: int
+    currency: str
+    failure_code: str
+
+
+AnyEvent = Annotated[OrderCreated | PaymentSucceeded | PaymentFailed, Field(discriminator="type")]
+_any_event: TypeAdapter[OrderCreated | PaymentSucceeded | PaymentFailed] = TypeAdapter(AnyEvent)
+
+
+def parse_event(body: bytes | str | dict) -> OrderCreated | PaymentSucceeded | PaymentFailed:
+    """Decode an event from the bus or an outbox row; raises pydantic.ValidationError if malformed."""
+    if isinstance(body, dict):
+        return _any_event.validate_python(body)
+    return _any_event.validate_json(body)

@@ -1,0 +1,1 @@
+"""The payments service: charges orders through the simulated provider, emits the outcome."""

@@ -1,0 +1,1 @@
+"""What every microshop service needs: settings, database, bus, outbox/inbox, auth, web."""

@@ -1,0 +1,128 @@
+"""Access tokens (Ed25519-signed JWTs) and password hashes (argon2id)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+ALGORITHM = "EdDSA"
+ISSUER = "microshop-users"
+AUDIENCE = "microshop"
+
+
+class InvalidToken(Exception):
+    """The bearer token is missing, malformed, badly signed or expired."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller a verified token names."""
+
+    user_id: str
+    email: str
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    private_pem: str
+    public_pem: str
+
+
+def generate_key_pair() -> KeyPair:
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return KeyPair(private_pem=private_pem, public_pem=public_pem)
+
+
+def load_or_create_key_pair(directory: Path) -> KeyPair:
+    """The standalone shop's signing keys, made once in its data directory and kept."""
+    directory.mkdir(parents=True, exist_ok=True)
+    private_file, public_file = directory / "jwt-private.pem", directory / "jwt-public.pem"
+    if not private_file.exists():
+        pair = generate_key_pair()
+        private_file.write_text(pair.private_pem)
+        private_file.chmod(0o600)
+        public_file.write_text(pair.public_pem)
+    return KeyPair(private_pem=private_file.read_text(), public_pem=public_file.read_text())
+
+
+class TokenIssuer:
+    """Signs access tokens; only the users service holds the private key."""
+
+    def __init__(self, private_pem: str, ttl_seconds: int) -> None:
+        self._key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, principal: Principal) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": principal.user_id,
+            "email": principal.email,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)  # type: ignore[arg-type]
+
+
+class TokenVerifier:
+    """Verifies access tokens with the public key; every service and the gateway hold one."""
+
+    def __init__(self, public_pem: str) -> None:
+        self._key = serialization.load_pem_public_key(public_pem.encode())
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,  # type: ignore[arg-type]
+                algorithms=[ALGORITHM],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["sub", "exp", "iat"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")))
+
+    def verify_header(self, authorization: str | None) -> Principal:
+        """Verify an `Authorization: Bearer <token>` header value."""
+        if not authorization:
+            raise InvalidToken("missing bearer token")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise InvalidToken("expected 'Authorization: Bearer <token>'")
+        return self.verify(token.strip())
+
+
+_hasher = PasswordHasher()  # argon2id with the library's (RFC 9106 low-memory) defaults
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,39 @@
+"""The message bus behind one interface: RabbitMQ (pika) or an in-process bus, chosen by URL."""
+
+from __future__ import annotations
+
+from microshop.platform.bus.base import (
+    Bus,
+    Handler,
+    IncomingMessage,
+    OutgoingMessage,
+    RetryPolicy,
+    Unroutable,
+    topic_matches,
+)
+
+
+def connect_bus(url: str, retry: RetryPolicy | None = None) -> Bus:
+    """`amqp://…` → RabbitMQ; `memory://` → the in-process bus (standalone mode, unit tests)."""
+    retry = retry or RetryPolicy()
+    if url.startswith(("amqp://", "amqps://")):
+        from microshop.platform.bus.rabbit import RabbitBus
+
+        return RabbitBus(url, retry)
+    if url.startswith("memory://"):
+        from microshop.platform.bus.memory import shared_memory_bus
+
+        return shared_memory_bus(url, retry)
+    raise ValueError(f"unsupported bus URL {url!r}: use amqp://… or memory://")
+
+
+__all__ = [
+    "Bus",
+    "Handler",
+    "IncomingMessage",
+    "OutgoingMessage",
+    "RetryPolicy",
+    "Unroutable",
+    "connect_bus",
+    "topic_matches",
+]

@@ -1,0 +1,156 @@
+"""The in-process bus: same interface and delivery rules as RabbitMQ, for standalone mode and tests."""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from microshop.platform.bus.base import (
+    Bus,
+    Handler,
+    IncomingMessage,
+    OutgoingMessage,
+    RetryPolicy,
+    Unroutable,
+    topic_matches,
+)
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+@dataclass
+class _Queue:
+    name: str
+    routing_keys: tuple[str, ...]
+    handler: Handler
+    items: queue_module.Queue[object] = field(default_factory=queue_module.Queue)
+    dead: list[IncomingMessage] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+
+class MemoryBus(Bus):
+    """Messages live in memory only: what is not yet consumed is lost when the process ends.
+
+    That is acceptable where it is used (one standalone process, where the outbox, not the bus,
+    is the durable record: a restart republishes everything not yet confirmed).
+    """
+
+    def __init__(self, retry: RetryPolicy) -> None:
+        super().__init__(retry)
+        self._queues: dict[str, _Queue] = {}
+        self._lock = threading.Lock()
+        self._timers: set[threading.Timer] = set()
+        self._closed = False
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if self._closed:
+            raise RuntimeError("bus is closed")
+        with self._lock:
+            queues = list(self._queues.values())
+        for message in messages:
+            targets = [
+                q
+                for q in queues
+                if any(topic_matches(p, message.routing_key) for p in q.routing_keys)
+            ]
+            if not targets:
+                # Like a mandatory publish to RabbitMQ: the caller keeps the event and retries.
+                raise Unroutable(f"no queue is bound for {message.routing_key!r} yet")
+            for q in targets:
+                q.items.put(
+                    IncomingMessage(
+                        routing_key=message.routing_key,
+                        body=message.body,
+                        message_id=message.message_id,
+                        headers=dict(message.headers),
+                        attempt=1,
+                    )
+                )
+
+    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
+        q = _Queue(queue, tuple(routing_keys), handler)
+        with self._lock:
+            if queue in self._queues:
+                raise ValueError(f"queue {queue!r} already has a consumer")
+            self._queues[queue] = q
+        q.thread = threading.Thread(
+            target=self._consume, args=(q,), name=f"bus-{queue}", daemon=True
+        )
+        q.thread.start()
+
+    def _consume(self, q: _Queue) -> None:
+        while True:
+            item = q.items.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, IncomingMessage)
+            try:
+                q.handler(item)
+            except Exception:
+                self._retry_or_dead_letter(q, item)
+
+    def _retry_or_dead_letter(self, q: _Queue, message: IncomingMessage) -> None:
+        if message.attempt >= self.retry.max_attempts:
+            log.error(
+                "dead-lettering message after %d attempts",
+                message.attempt,
+                extra={"queue": q.name, "message_id": message.message_id},
+            )
+            q.dead.append(message)
+            return
+        attempt = message.attempt + 1
+        log.warning(
+            "handler failed; retrying",
+            exc_info=True,
+            extra={"queue": q.name, "message_id": message.message_id, "attempt": attempt},
+        )
+        retry = IncomingMessage(
+            message.routing_key, message.body, message.message_id, message.headers, attempt, True
+        )
+        timer = threading.Timer(self.retry.delay_before(attempt), q.items.put, args=(retry,))
+        timer.daemon = True
+        self._timers.add(timer)
+        timer.start()
+
+    def ping(self) -> None:
+        if self._closed:
+            raise RuntimeError("bus is closed")
+
+    def dead_letters(self, queue: str) -> list[IncomingMessage]:
+        return list(self._queues[queue].dead)
+
+    def close(self) -> None:
+        self._closed = True
+        for timer in self._timers:
+            timer.cancel()
+        for q in self._queues.values():
+            q.items.put(_STOP)
+        for q in self._queues.values():
+            if q.thread is not None:
+                q.thread.join(timeout=5)
+
+
+_shared: dict[str, MemoryBus] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_memory_bus(url: str, retry: RetryPolicy) -> Bus:
+    """Services in one process that name the same `memory://NAME` URL share one bus."""
+    with _shared_lock:
+        bus = _shared.get(url)
+        if bus is None or bus._closed:
+            bus = _shared[url] = MemoryBus(retry)
+        return bus
+
+
+def forget_shared_buses() -> None:
+    """Close and drop every shared in-process bus (standalone shutdown, tests)."""
+    with _shared_lock:
+        for bus in _shared.values():
+            bus.close()
+        _shared.clear()

@@ -1,0 +1,270 @@
+"""RabbitMQ adapter (pika): confirmed, mandatory publishes; manual acks; retry queues; DLQ."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from microshop.events import EXCHANGE
+from microshop.platform.bus.base import (
+    ATTEMPT_HEADER,
+    Bus,
+    Handler,
+    IncomingMessage,
+    OutgoingMessage,
+    RetryPolicy,
+    Unroutable,
+)
+
+log = logging.getLogger(__name__)
+
+PERSISTENT = pika.DeliveryMode.Persistent
+_RECONNECT_MAX_SECONDS = 5.0
+
+
+def retry_queue_name(queue: str, attempt: int) -> str:
+    return f"{queue}.retry.{attempt}"
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dead"
+
+
+class RabbitBus(Bus):
+    """One connection per thread (pika connections are not thread-safe).
+
+    Publishing uses a connection owned by the calling thread (the outbox relay's); each
+    subscription runs a consumer thread with its own connection that reconnects with backoff
+    when the broker goes away, and re-declares its topology each time.
+    """
+
+    def __init__(self, url: str, retry: RetryPolicy) -> None:
+        super().__init__(retry)
+        self.parameters = pika.URLParameters(url)
+        self.parameters.heartbeat = 30
+        self.parameters.blocked_connection_timeout = 30
+        self.parameters.connection_attempts = 1
+        self._local = threading.local()
+        self._stopping = threading.Event()
+        self._consumers: list[_Consumer] = []
+
+    # -- publishing -------------------------------------------------------------------------
+    def _publish_channel(self) -> BlockingChannel:
+        channel: BlockingChannel | None = getattr(self._local, "channel", None)
+        if channel is None or channel.is_closed or channel.connection.is_closed:
+            connection = pika.BlockingConnection(self.parameters)
+            channel = connection.channel()
+            channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+            channel.confirm_delivery()
+            self._local.channel = channel
+        return channel
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        try:
+            channel = self._publish_channel()
+            for message in messages:
+                channel.basic_publish(
+                    EXCHANGE,
+                    message.routing_key,
+                    message.body,
+                    pika.BasicProperties(
+                        content_type="application/json",
+                        delivery_mode=PERSISTENT,
+                        message_id=message.message_id,
+                        headers=dict(message.headers),
+                    ),
+                    mandatory=True,
+                )
+        except pika.exceptions.UnroutableError as exc:
+            raise Unroutable(f"no queue is bound for the message yet: {exc}") from exc
+        except pika.exceptions.AMQPError:
+            self._drop_publish_channel()
+            raise
+
+    def _drop_publish_channel(self) -> None:
+        channel = getattr(self._local, "channel", None)
+        self._local.channel = None
+        if channel is not None:
+            try:
+                channel.connection.close()
+            except Exception:  # already gone: nothing to release
+                pass
+
+    # -- consuming --------------------------------------------------------------------------
+    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
+        consumer = _Consumer(self, queue, tuple(routing_keys), handler)
+        self._consumers.append(consumer)
+        consumer.start()
+        consumer.declared.wait(timeout=10)
+
+    def ping(self) -> None:
+        connection = pika.BlockingConnection(self.parameters)
+        connection.close()
+
+    def dead_letters(self, queue: str) -> list[IncomingMessage]:
+        """Peek at the dead-letter queue without removing anything (requeued on close)."""
+        connection = pika.BlockingConnection(self.parameters)
+        try:
+            channel = connection.channel()
+            found = []
+            while True:
+                method, properties, body = channel.basic_get(dead_letter_queue_name(queue))
+                if method is None:
+                    break
+                found.append(_incoming(method, properties, body))
+            return found
+        finally:
+            connection.close()  # unacked basic_get messages go back to the queue
+
+    def close(self) -> None:
+        self._stopping.set()
+        for consumer in self._consumers:
+            consumer.stop()
+        self._drop_publish_channel()
+
+
+def _incoming(method: object, properties: pika.BasicProperties, body: bytes) -> IncomingMessage:
+    headers = {str(k): str(v) for k, v in (properties.headers or {}).items()}
+    return IncomingMessage(
+        # A retried message comes back through the default exchange under the queue's name;
+        # its original routing key travels in the `type` property.
+        routing_key=properties.type or method.routing_key,  # type: ignore[attr-defined]
+        body=body,
+        message_id=properties.message_id or "",
+        headers=headers,
+        attempt=int(headers.get(ATTEMPT_HEADER, "1")),
+        redelivered=bool(method.redelivered),  # type: ignore[attr-defined]
+    )
+
+
+class _Consumer(threading.Thread):
+    def __init__(self, bus: RabbitBus, queue: str, routing_keys: tuple[str, ...], handler: Handler):
+        super().__init__(name=f"bus-{queue}", daemon=True)
+        self.bus, self.queue, self.routing_keys, self.handler = bus, queue, routing_keys, handler
+        self.declared = threading.Event()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def _declare(self, channel: BlockingChannel) -> None:
+        channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
+        channel.queue_declare(self.queue, durable=True)
+        for key in self.routing_keys:
+            channel.queue_bind(self.queue, EXCHANGE, routing_key=key)
+        # One retry queue per attempt with its own TTL: a message waits there, then dead-letters
+        # back to the main queue (and only to it, through the default exchange).
+        for attempt in range(2, self.bus.retry.max_attempts + 1):
+            channel.queue_declare(
+                retry_queue_name(self.queue, attempt),
+                durable=True,
+                arguments={
+                    "x-message-ttl": int(self.bus.retry.delay_before(attempt) * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.queue,
+                },
+            )
+        channel.queue_declare(dead_letter_queue_name(self.queue), durable=True)
+
+    def run(self) -> None:
+        delay = 0.2
+        while not self.bus._stopping.is_set():
+            try:
+                self._connection = pika.BlockingConnection(self.bus.parameters)
+                channel = self._channel = self._connection.channel()
+                self._declare(channel)
+                channel.confirm_delivery()
+                channel.basic_qos(prefetch_count=10)
+                channel.basic_consume(self.queue, self._on_message)
+                self.declared.set()
+                delay = 0.2
+                channel.start_consuming()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                if self.bus._stopping.is_set():
+                    break
+                log.warning(
+                    "bus connection lost; reconnecting in %.1fs: %r",
+                    delay,
+                    exc,
+                    extra={"queue": self.queue},
+                )
+                self.bus._stopping.wait(delay)
+                delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
+            finally:
+                self._close_connection()
+
+    def _on_message(
+        self,
+        channel: BlockingChannel,
+        method: object,
+        properties: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        message = _incoming(method, properties, body)
+        tag = method.delivery_tag  # type: ignore[attr-defined]
+        try:
+            self.handler(message)
+        except Exception:
+            self._retry_or_dead_letter(channel, message, properties)
+        # Ack only after the handler's own commit, or after the retry/dead-letter copy is
+        # confirmed by the broker: a crash before this line means redelivery, never loss.
+        channel.basic_ack(tag)
+
+    def _retry_or_dead_letter(
+        self, channel: BlockingChannel, message: IncomingMessage, properties: pika.BasicProperties
+    ) -> None:
+        attempt = message.attempt + 1
+        if message.attempt >= self.bus.retry.max_attempts:
+            target = dead_letter_queue_name(self.queue)
+            log.error(
+                "dead-lettering message after %d attempts",
+                message.attempt,
+                exc_info=True,
+                extra={"queue": self.queue, "message_id": message.message_id},
+            )
+        else:
+            target = retry_queue_name(self.queue, attempt)
+            log.warning(
+                "handler failed; retrying",
+                exc_info=True,
+                extra={"queue": self.queue, "message_id": message.message_id, "attempt": attempt},
+            )
+        headers = dict(properties.headers or {})
+        headers[ATTEMPT_HEADER] = str(attempt)
+        channel.basic_publish(
+            "",
+            target,
+            message.body,
+            pika.BasicProperties(
+                content_type=properties.content_type,
+                delivery_mode=PERSISTENT,
+                message_id=properties.message_id,
+                headers=headers,
+                type=message.routing_key,
+            ),
+            mandatory=True,
+        )
+
+    def stop(self) -> None:
+        connection = self._connection
+        if connection is not None and connection.is_open:
+            try:
+                connection.add_callback_threadsafe(self._stop_consuming)
+            except Exception:  # connection already closing
+                pass
+        self.join(timeout=5)
+
+    def _stop_consuming(self) -> None:
+        if self._channel is not None and self._channel.is_open:
+            self._channel.stop_consuming()
+
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except Exception:  # the broker already dropped it
+                pass

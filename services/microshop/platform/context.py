@@ -1,0 +1,18 @@
+"""Per-request context carried through logs and outgoing calls (the request id)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def accept_or_make_request_id(value: str | None) -> str:
+    """Keep a caller's X-Request-ID when it is a sane token, otherwise make a new one."""
+    if value and _SAFE_REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex

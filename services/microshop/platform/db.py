@@ -1,0 +1,87 @@
+"""SQL databases (PostgreSQL or SQLite through SQLAlchemy 2) and Alembic migrations at start-up."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, sessionmaker
+
+
+class Base(DeclarativeBase):
+    """Declarative base; each service's models use their own subclass and metadata."""
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    raise ValueError(f"unsupported database URL {url!r}: use postgresql+psycopg://… or sqlite:///…")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def migrate(engine: Engine, migrations_dir: Path) -> None:
+    """Upgrade the database to the newest revision.
+
+    Replicas start together, so on PostgreSQL the upgrade runs under an advisory lock: the
+    first replica migrates, the others wait and then find nothing to do.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    with engine.connect() as connection:
+        is_postgres = connection.dialect.name == "postgresql"
+        lock_id = zlib.crc32(str(migrations_dir.name).encode())
+        if is_postgres:
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            connection.commit()
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+        finally:
+            if is_postgres:
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                connection.commit()
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def run_migrations_env(target_metadata: object) -> None:
+    """Body of every service's migrations/env.py: run online on the connection migrate() passes."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:  # `alembic` on the command line: connect from the configured URL
+        engine = create_engine(context.config.get_main_option("sqlalchemy.url") or "")
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=target_metadata)
+            with context.begin_transaction():
+                context.run_migrations()
+        return
+    context.configure(connection=connection, target_metadata=target_metadata)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,27 @@
+"""Domain errors: plain Python, raised by domain and store code, mapped to HTTP in web.py only."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of the errors a caller can fix or should know about; `detail` is shown to them."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    pass
+
+
+class Invalid(DomainError):
+    pass
+
+
+class Unauthorized(DomainError):
+    pass

@@ -1,0 +1,183 @@
+"""Transactional outbox and inbox on SQL, and the relay that publishes the outbox with confirms."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from microshop.events import Event, parse_event
+from microshop.platform.bus import Bus, IncomingMessage, OutgoingMessage
+
+log = logging.getLogger(__name__)
+
+
+class OutboxMixin:
+    """Columns of an outbox row: the event, written in the same transaction as the state change."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InboxMixin:
+    """Columns of an inbox row: one per event a consumer has processed (dedupe by event_id)."""
+
+    __tablename__ = "processed_events"
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    key: Any
+    message: OutgoingMessage
+    created_at: datetime
+
+
+class OutboxSource(Protocol):
+    """Where the relay reads events not yet published, and marks them published."""
+
+    def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
+        """Publish a batch of pending events with `publish`; mark them done; return how many."""
+        ...
+
+
+def to_message(event: Event, headers: dict[str, str] | None = None) -> OutgoingMessage:
+    return OutgoingMessage(
+        routing_key=event.type,  # type: ignore[attr-defined]
+        body=event.model_dump_json().encode(),
+        message_id=event.event_id,
+        headers=dict(headers or {}),
+    )
+
+
+class SqlOutbox:
+    """The outbox of a SQL service. `add` joins the caller's transaction; the relay drains it."""
+
+    def __init__(self, session_factory: sessionmaker, model: type[OutboxMixin], batch: int = 100):  # type: ignore[type-arg]
+        self.session_factory, self.model, self.batch = session_factory, model, batch
+
+    def add(self, session: Session, event: Event, headers: dict[str, str] | None = None) -> None:
+        session.add(
+            self.model(
+                event_id=event.event_id,
+                type=event.type,  # type: ignore[attr-defined]
+                payload=event.model_dump(mode="json"),
+                headers=dict(headers or {}),
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
+        model = self.model
+        with self.session_factory.begin() as session:
+            # SKIP LOCKED lets several replicas relay side by side without sending a row twice
+            # (SQLite has one writer and ignores the clause).
+            rows = session.scalars(
+                select(model).order_by(model.id).limit(self.batch).with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return 0
+            messages = [to_message(parse_event(row.payload), row.headers) for row in rows]
+            publish(messages)
+            session.execute(delete(model).where(model.id.in_([row.id for row in rows])))
+            return len(rows)
+
+    def backlog(self) -> tuple[int, float]:
+        """How many events wait, and the age in seconds of the oldest."""
+        from sqlalchemy import func
+
+        with self.session_factory() as session:
+            count, oldest = session.execute(
+                select(func.count(), func.min(self.model.created_at))
+            ).one()
+        if not oldest:
+            return 0, 0.0
+        if oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        return int(count), (datetime.now(UTC) - oldest).total_seconds()
+
+
+class SqlInbox:
+    """Runs a consumer's state change at most once per event_id, in one transaction with its mark."""
+
+    def __init__(self, session_factory: sessionmaker, model: type[InboxMixin], consumer: str):  # type: ignore[type-arg]
+        self.session_factory, self.model, self.consumer = session_factory, model, consumer
+
+    def process_once(self, event_id: str, change: Callable[[Session], None]) -> bool:
+        """Apply `change` and record `event_id` atomically; False if it was processed before."""
+        key = {"consumer": self.consumer, "event_id": event_id}
+        try:
+            with self.session_factory.begin() as session:
+                if session.get(self.model, key) is not None:
+                    return False
+                session.add(self.model(**key, processed_at=datetime.now(UTC)))
+                change(session)
+                return True
+        except IntegrityError:
+            # A twin delivery committed between our check and our insert: it did the work.
+            with self.session_factory() as session:
+                if session.get(self.model, key) is not None:
+                    return False
+            raise
+
+
+class OutboxRelay:
+    """A background thread that publishes the outbox: woken after commits, polling as a fallback."""
+
+    def __init__(
+        self, source: OutboxSource, bus: Bus, poll_seconds: float = 0.5, name: str = "outbox"
+    ) -> None:
+        self.source, self.bus, self.poll_seconds = source, bus, poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self) -> None:
+        """Publish soon: called after a transaction that wrote to the outbox has committed."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                published = self.source.relay_batch(self.bus.publish)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                published = 0
+                delay = min(self.poll_seconds * 2**failures, 10.0)
+                log.warning("outbox relay failed; retrying in %.1fs: %r", delay, exc)
+                self._stop.wait(delay)
+                continue
+            if not published:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+
+
+def decode(message: IncomingMessage) -> Event:
+    """The event in a bus message; a malformed one raises, so it retries and then dead-letters."""
+    return parse_event(message.body)

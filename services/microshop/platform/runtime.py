@@ -1,0 +1,75 @@
+"""What a SQL-backed service opens at start-up and closes at shutdown: database, bus, relay."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from microshop.platform import db
+from microshop.platform.auth import TokenVerifier
+from microshop.platform.bus import Bus, RetryPolicy, connect_bus
+from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
+from microshop.platform.settings import DatabaseSettings, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+def token_verifier(settings: ServiceSettings) -> TokenVerifier:
+    if not settings.jwt_public_key:
+        raise RuntimeError(
+            "MICROSHOP_JWT_PUBLIC_KEY is not set: every service verifies access tokens itself"
+        )
+    return TokenVerifier(settings.jwt_public_key)
+
+
+def open_bus(settings: DatabaseSettings) -> Bus:
+    return connect_bus(
+        settings.bus_url,
+        RetryPolicy(
+            max_attempts=settings.consumer_max_attempts,
+            base_delay_seconds=settings.consumer_retry_base_seconds,
+        ),
+    )
+
+
+@dataclass
+class SqlRuntime:
+    engine: Engine
+    sessions: sessionmaker  # type: ignore[type-arg]
+    bus: Bus
+    outbox: SqlOutbox | None = None
+    relay: OutboxRelay | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls,
+        settings: DatabaseSettings,
+        migrations_dir: Path,
+        outbox_model: type[OutboxMixin] | None = None,
+        name: str = "service",
+    ) -> SqlRuntime:
+        engine = db.make_engine(settings.database_url)
+        db.migrate(engine, migrations_dir)
+        sessions = db.make_session_factory(engine)
+        bus = open_bus(settings)
+        runtime = cls(engine=engine, sessions=sessions, bus=bus)
+        if outbox_model is not None:
+            runtime.outbox = SqlOutbox(sessions, outbox_model)
+            runtime.relay = OutboxRelay(runtime.outbox, bus, settings.outbox_poll_seconds, name)
+            runtime.relay.start()
+        return runtime
+
+    def readiness(self) -> dict[str, Callable[[], None]]:
+        return {"database": lambda: db.ping(self.engine), "bus": self.bus.ping}
+
+    def close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        self.bus.close()
+        self.engine.dispose()

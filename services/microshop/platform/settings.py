@@ -1,0 +1,39 @@
+"""The settings base every service's pydantic-settings class extends (prefix MICROSHOP_)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Read once at start-up from the environment and passed down; never looked up elsewhere."""
+
+    model_config = SettingsConfigDict(env_prefix="MICROSHOP_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # PEM of the Ed25519 public key that verifies access tokens.
+    jwt_public_key: str = ""
+    # Relay and consumer tuning, shared by every service with a bus.
+    outbox_poll_seconds: float = 0.5
+    consumer_max_attempts: int = 5
+    consumer_retry_base_seconds: float = 0.5
+
+    @model_validator(mode="after")
+    def _keys_required_in_production(self) -> ServiceSettings:
+        if self.environment == "production" and not self.jwt_public_key:
+            raise ValueError("MICROSHOP_JWT_PUBLIC_KEY is required when environment=production")
+        return self
+
+
+class DatabaseSettings(ServiceSettings):
+    """A service with its own database and the bus."""
+
+    database_url: str = "sqlite:///./data/service.db"
+    bus_url: str = "memory://"

@@ -1,0 +1,143 @@
+"""The FastAPI app every service is built on: errors as JSON, request ids, health and readiness."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from microshop.platform.auth import InvalidToken, Principal, TokenVerifier
+from microshop.platform.context import accept_or_make_request_id, request_id_var
+from microshop.platform.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], None]
+"""Raises when the dependency it checks does not answer."""
+
+_STATUS_OF: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    Unauthorized: 401,
+}
+
+
+class RequestIdMiddleware:
+    """Accept or make X-Request-ID, keep it in context for logs, echo it in the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        request_id = accept_or_make_request_id(incoming)
+        token = request_id_var.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            request_id_var.reset(token)
+
+
+def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"detail": "internal error", "request_id": request_id_var.get()}, status_code=500
+    )
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def create_app(
+    *,
+    title: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    readiness: Mapping[str, ReadinessCheck] | Callable[[FastAPI], Mapping[str, ReadinessCheck]],
+    **fastapi_kwargs: Any,
+) -> FastAPI:
+    """A FastAPI app with the platform's error handling, request ids, /healthz and /readyz."""
+    app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            checks = readiness(app) if callable(readiness) else readiness
+        except Exception as exc:  # the lifespan has not opened the resources yet
+            return JSONResponse({"detail": f"not ready: starting ({exc!r})"}, status_code=503)
+        failing: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await run_in_threadpool(check)
+            except Exception as exc:
+                failing[name] = f"{type(exc).__name__}: {exc}"[:300]
+        if failing:
+            return JSONResponse(
+                {"detail": f"not ready: {', '.join(sorted(failing))}", "failing": failing},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "checks": sorted(checks)})
+
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def current_principal(request: Request) -> Principal:
+    """The verified caller; every service checks the token itself and trusts no identity header."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    try:
+        return verifier.verify_header(request.headers.get("authorization"))
+    except InvalidToken as exc:
+        raise Unauthorized(f"invalid or missing access token: {exc}") from exc
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
