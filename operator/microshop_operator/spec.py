@@ -64,7 +64,9 @@ class Autoscaling(_Model):
     enabled: bool = False
     min_replicas: int = Field(default=1, ge=1, le=100)
     max_replicas: int = Field(default=3, ge=1, le=100)
-    target_cpu_utilization_percentage: int = Field(default=80, ge=1, le=100)
+    target_cpu_utilization_percentage: int = Field(
+        default=80, ge=1, le=100, alias="targetCPUUtilizationPercentage"
+    )
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Autoscaling:
