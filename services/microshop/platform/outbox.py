@@ -114,7 +114,7 @@ class SqlOutbox:
 
 
 class SqlInbox:
-    """Runs a consumer's state change at most once per event_id, in one transaction with its mark."""
+    """Runs a consumer's change at most once per event_id, in one transaction with its mark."""
 
     def __init__(self, session_factory: sessionmaker, model: type[InboxMixin], consumer: str):  # type: ignore[type-arg]
         self.session_factory, self.model, self.consumer = session_factory, model, consumer

@@ -49,7 +49,7 @@ class RetryPolicy:
 
 
 class Bus(abc.ABC):
-    """Publish with confirmation; consume with manual ack, bounded retries and a dead-letter queue."""
+    """Publish with confirms; consume with manual acks, bounded retries and a dead-letter queue."""
 
     def __init__(self, retry: RetryPolicy) -> None:
         self.retry = retry

@@ -1,4 +1,4 @@
-"""The in-process bus: same interface and delivery rules as RabbitMQ, for standalone mode and tests."""
+"""The in-process bus: RabbitMQ's interface and delivery rules, for standalone mode and tests."""
 
 from __future__ import annotations
 

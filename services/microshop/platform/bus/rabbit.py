@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -90,10 +91,8 @@ class RabbitBus(Bus):
         channel = getattr(self._local, "channel", None)
         self._local.channel = None
         if channel is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone: nothing to release
                 channel.connection.close()
-            except Exception:  # already gone: nothing to release
-                pass
 
     # -- consuming --------------------------------------------------------------------------
     def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
@@ -251,10 +250,8 @@ class _Consumer(threading.Thread):
     def stop(self) -> None:
         connection = self._connection
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(Exception):  # connection already closing
                 connection.add_callback_threadsafe(self._stop_consuming)
-            except Exception:  # connection already closing
-                pass
         self.join(timeout=5)
 
     def _stop_consuming(self) -> None:
@@ -264,7 +261,5 @@ class _Consumer(threading.Thread):
     def _close_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and connection.is_open:
-            try:
+            with contextlib.suppress(Exception):  # the broker already dropped it
                 connection.close()
-            except Exception:  # the broker already dropped it
-                pass
