@@ -1,0 +1,1 @@
+"""Gateway tests: real HTTP through the gateway to echo upstreams."""
