@@ -1,4 +1,4 @@
-"""The event contracts: every event's name, version and fields. Producers and consumers import these."""
+"""The event contracts: each event's name, version and fields, shared by producers and consumers."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ _any_event: TypeAdapter[OrderCreated | PaymentSucceeded | PaymentFailed] = TypeA
 
 
 def parse_event(body: bytes | str | dict) -> OrderCreated | PaymentSucceeded | PaymentFailed:
-    """Decode an event from the bus or an outbox row; raises pydantic.ValidationError if malformed."""
+    """Decode an event from the bus or an outbox row; a malformed one raises ValidationError."""
     if isinstance(body, dict):
         return _any_event.validate_python(body)
     return _any_event.validate_json(body)

@@ -34,11 +34,13 @@ class OrderCreatedHandler:
         event = decode(message)
         if not isinstance(event, OrderCreated):
             return
-        if self.inbox.process_once(event.event_id, lambda session: self._charge(session, event)):
-            if self.runtime.relay is not None:
-                self.runtime.relay.kick()
+        charged = self.inbox.process_once(
+            event.event_id, lambda session: self._charge(session, event, message.headers)
+        )
+        if charged and self.runtime.relay is not None:
+            self.runtime.relay.kick()
 
-    def _charge(self, session: Session, event: OrderCreated) -> None:
+    def _charge(self, session: Session, event: OrderCreated, headers: dict[str, str]) -> None:
         existing = session.scalar(select(Payment).where(Payment.order_id == event.order_id))
         if existing is not None:
             log.info("order already charged", extra={"order_id": event.order_id})
@@ -69,7 +71,7 @@ class OrderCreatedHandler:
         else:
             result = PaymentFailed(**common, failure_code=outcome.failure_code or "declined")
         assert self.runtime.outbox is not None
-        self.runtime.outbox.add(session, result, headers=dict(message.headers))
+        self.runtime.outbox.add(session, result, headers=dict(headers))
         log.info(
             "payment %s",
             payment.status.lower(),
