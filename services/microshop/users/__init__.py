@@ -1,0 +1,1 @@
+"""The users service: registers users, issues access tokens, answers who the caller is."""

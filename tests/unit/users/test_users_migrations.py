@@ -1,0 +1,54 @@
+"""The users migrations build the schema the models describe, unique email included."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from microshop.platform.db import make_engine, make_session_factory, migrate
+from microshop.users.app import MIGRATIONS
+from microshop.users.models import User, UsersBase
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
+    migrate(engine, MIGRATIONS)
+    return engine
+
+
+def test_upgrade_creates_the_tables_the_models_describe(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), UsersBase.metadata)
+
+    assert differences == []
+    assert {"users", "alembic_version"} <= set(inspect(engine).get_table_names())
+
+
+def test_the_schema_refuses_a_second_user_with_the_same_email(engine: Engine) -> None:
+    sessions = make_session_factory(engine)
+
+    def user(user_id: str) -> User:
+        return User(
+            id=user_id,
+            email="alice@example.com",
+            name="Alice",
+            password_hash="x",
+            created_at=datetime.now(UTC),
+        )
+
+    with sessions.begin() as session:
+        session.add(user("1"))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(user("2"))
+
+
+def test_upgrade_twice_changes_nothing(engine: Engine) -> None:
+    migrate(engine, MIGRATIONS)
+
+    assert "users" in inspect(engine).get_table_names()
