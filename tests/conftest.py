@@ -1,0 +1,38 @@
+"""Fixtures every test group shares: signing keys and tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from microshop.platform.auth import KeyPair, Principal, TokenIssuer, generate_key_pair
+
+
+@pytest.fixture(scope="session")
+def keys() -> KeyPair:
+    return generate_key_pair()
+
+
+@pytest.fixture
+def token_for(keys: KeyPair) -> Callable[..., str]:
+    """An access token for a user id, signed like the users service signs them."""
+
+    def make(user_id: str, email: str = "someone@example.com", ttl: int = 3600) -> str:
+        return TokenIssuer(keys.private_pem, ttl).issue(Principal(user_id, email))
+
+    return make
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until `predicate()` is truthy and return it; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)

@@ -1,0 +1,218 @@
+"""The orders service through HTTP: catalog, placing, idempotency, ownership and settlement."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from microshop.events import OrderCreated, PaymentFailed, PaymentSucceeded, parse_event
+from microshop.orders.app import create_app
+from microshop.orders.settings import OrdersSettings
+from microshop.platform.auth import KeyPair
+from microshop.platform.bus import IncomingMessage
+from microshop.platform.outbox import to_message
+from tests.conftest import wait_until
+
+VISA = "pm_card_visa"
+
+
+@pytest.fixture
+def bus_url() -> str:
+    return f"memory://orders-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def client(keys: KeyPair, bus_url: str) -> Iterator[TestClient]:
+    settings = OrdersSettings(
+        database_url="mongomock://",
+        bus_url=bus_url,
+        jwt_public_key=keys.public_pem,
+        outbox_poll_seconds=0.05,
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def published(client: TestClient) -> list[IncomingMessage]:
+    """What the orders service publishes, as a consumer bound to order.created sees it."""
+    seen: list[IncomingMessage] = []
+    client.app.state.bus.subscribe("test.order-events", ["order.created"], seen.append)  # type: ignore[attr-defined]
+    return seen
+
+
+@pytest.fixture
+def alice(token_for: Callable[..., str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for('alice')}"}
+
+
+def place(client: TestClient, headers: dict[str, str], key: str | None = None, **body: object):
+    payload = {"items": [{"sku": "MUG-CLASSIC", "quantity": 2}], "payment_method": VISA, **body}
+    return client.post(
+        "/api/v1/orders",
+        json=payload,
+        headers={**headers, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def test_catalog_is_seeded_with_integer_cent_prices(client: TestClient) -> None:
+    response = client.get("/api/v1/products")
+    assert response.status_code == 200
+    products = {p["sku"]: p for p in response.json()}
+    assert products["MUG-CLASSIC"] == {
+        "sku": "MUG-CLASSIC", "name": "Classic mug", "price_cents": 1200, "currency": "EUR",
+    }
+
+
+def test_placing_an_order_answers_202_pending_priced_from_the_catalog(
+    client: TestClient, alice: dict[str, str], published: list[IncomingMessage]
+) -> None:
+    response = place(
+        client, alice,
+        items=[{"sku": "MUG-CLASSIC", "quantity": 2, "unit_price_cents": 1}],
+    )
+    assert response.status_code == 202, response.text
+    order = response.json()
+    assert order["status"] == "PENDING"
+    assert order["total_cents"] == 2400  # the client's price is ignored
+    assert order["items"][0]["unit_price_cents"] == 1200
+    assert order["currency"] == "EUR"
+    event = parse_event(wait_until(lambda: published)[0].body)
+    assert isinstance(event, OrderCreated)
+    assert (event.order_id, event.user_id, event.total_cents) == (order["id"], "alice", 2400)
+
+
+def test_same_key_same_body_returns_the_same_order_and_one_event(
+    client: TestClient, alice: dict[str, str], published: list[IncomingMessage]
+) -> None:
+    first = place(client, alice, key="key-1")
+    again = place(client, alice, key="key-1")
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    wait_until(lambda: published)
+    other = place(client, alice, key="key-2")  # a later event proves the relay has run
+    wait_until(lambda: any(parse_event(m.body).order_id == other.json()["id"] for m in published))  # type: ignore[union-attr]
+    assert [parse_event(m.body).order_id for m in published].count(first.json()["id"]) == 1  # type: ignore[union-attr]
+    assert client.get("/api/v1/orders", headers=alice).json()["total"] == 2
+
+
+def test_same_key_with_another_body_is_a_conflict(client: TestClient, alice: dict[str, str]) -> None:
+    assert place(client, alice, key="k").status_code == 202
+    response = place(client, alice, key="k", payment_method="pm_card_mastercard")
+    assert response.status_code == 409
+    assert "Idempotency-Key" in response.json()["detail"]
+
+
+def test_keys_are_per_user(
+    client: TestClient, alice: dict[str, str], token_for: Callable[..., str]
+) -> None:
+    bob = {"Authorization": f"Bearer {token_for('bob')}"}
+    a = place(client, alice, key="shared")
+    b = place(client, bob, key="shared")
+    assert a.status_code == b.status_code == 202
+    assert a.json()["id"] != b.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "field"),
+    [
+        ({"items": []}, {}, "items"),
+        ({"items": [{"sku": "NOPE", "quantity": 1}]}, {}, "unknown sku"),
+        ({"items": [{"sku": "MUG-CLASSIC", "quantity": 0}]}, {}, "quantity"),
+        ({"items": [{"sku": "MUG-CLASSIC", "quantity": 101}]}, {}, "quantity"),
+        ({"payment_method": "pm_card_bitcoin"}, {}, "payment_method"),
+        ({}, {"Idempotency-Key": ""}, "idempotency-key"),
+        ({}, {"Idempotency-Key": "x" * 256}, "idempotency-key"),
+    ],
+)
+def test_bad_orders_are_422_with_a_reason(
+    client: TestClient, alice: dict[str, str], body: dict, headers: dict, field: str
+) -> None:
+    payload = {"items": [{"sku": "MUG-CLASSIC", "quantity": 1}], "payment_method": VISA, **body}
+    response = client.post(
+        "/api/v1/orders",
+        json=payload,
+        headers={**alice, "Idempotency-Key": str(uuid.uuid4()), **headers},
+    )
+    assert response.status_code == 422
+    assert field in str(response.json()["detail"]).lower()
+
+
+def test_missing_idempotency_key_is_422(client: TestClient, alice: dict[str, str]) -> None:
+    response = client.post(
+        "/api/v1/orders",
+        json={"items": [{"sku": "MUG-CLASSIC", "quantity": 1}], "payment_method": VISA},
+        headers=alice,
+    )
+    assert response.status_code == 422
+    assert "idempotency-key" in str(response.json()["detail"]).lower()
+
+
+def test_orders_need_a_valid_token(client: TestClient, token_for: Callable[..., str]) -> None:
+    assert place(client, {}).status_code == 401
+    expired = {"Authorization": f"Bearer {token_for('alice', ttl=-10)}"}
+    response = client.get("/api/v1/orders", headers=expired)
+    assert response.status_code == 401
+    assert "token" in response.json()["detail"]
+
+
+def test_someone_elses_order_is_404_like_a_missing_one(
+    client: TestClient, alice: dict[str, str], token_for: Callable[..., str]
+) -> None:
+    order_id = place(client, alice).json()["id"]
+    bob = {"Authorization": f"Bearer {token_for('bob')}"}
+    assert client.get(f"/api/v1/orders/{order_id}", headers=alice).status_code == 200
+    theirs = client.get(f"/api/v1/orders/{order_id}", headers=bob)
+    missing = client.get(f"/api/v1/orders/{uuid.uuid4()}", headers=alice)
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["detail"].startswith("order ")
+
+
+def test_list_is_newest_first_and_paginated(client: TestClient, alice: dict[str, str]) -> None:
+    ids = [place(client, alice).json()["id"] for _ in range(5)]
+    page = client.get("/api/v1/orders", params={"limit": 2, "offset": 1}, headers=alice).json()
+    assert page["total"] == 5 and page["limit"] == 2 and page["offset"] == 1
+    assert [o["id"] for o in page["items"]] == [ids[3], ids[2]]
+    assert client.get("/api/v1/orders", params={"limit": 0}, headers=alice).status_code == 422
+
+
+def _settle(client: TestClient, event: PaymentSucceeded | PaymentFailed) -> None:
+    client.app.state.bus.publish([to_message(event)])  # type: ignore[attr-defined]
+
+
+def test_payment_events_settle_the_order_once(client: TestClient, alice: dict[str, str]) -> None:
+    paid_id = place(client, alice).json()["id"]
+    failed_id = place(client, alice).json()["id"]
+    common = {"payment_id": "p", "user_id": "alice", "amount_cents": 2400, "currency": "EUR"}
+    succeeded = PaymentSucceeded(order_id=paid_id, **common)
+    _settle(client, succeeded)
+    _settle(client, PaymentFailed(order_id=failed_id, failure_code="card_declined", **common))
+
+    def status(order_id: str) -> dict:
+        return client.get(f"/api/v1/orders/{order_id}", headers=alice).json()
+
+    wait_until(lambda: status(paid_id)["status"] == "PAID")
+    failed = wait_until(lambda: (o := status(failed_id))["status"] == "PAYMENT_FAILED" and o)
+    assert failed["failure_code"] == "card_declined"
+
+    # The same event again, and a contradicting one, change nothing.
+    _settle(client, succeeded)
+    _settle(client, PaymentFailed(order_id=paid_id, failure_code="card_declined", **common))
+    marker = place(client, alice).json()["id"]
+    _settle(client, PaymentSucceeded(order_id=marker, **common))
+    wait_until(lambda: status(marker)["status"] == "PAID")  # the bus drained past the repeats
+    assert status(paid_id)["status"] == "PAID"
+    assert status(paid_id)["failure_code"] is None
+    store = client.app.state.store  # type: ignore[attr-defined]
+    assert store.orders.find_one({"id": paid_id})["processed_event_ids"] == [succeeded.event_id]
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == ["bus", "database"]
