@@ -45,9 +45,12 @@ class InvalidSpec(ValueError):
 
 
 class _Model(BaseModel):
-    """camelCase on the wire (as in the CRD), snake_case in Python, unknown fields refused."""
+    """camelCase on the wire (as in the CRD), snake_case in Python; unknown fields and
+    coerced types (the string "yes" for a boolean) refused, as the schema refuses them."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, extra="forbid", frozen=True, strict=True
+    )
 
 
 class ResourceList(_Model):
@@ -241,8 +244,8 @@ def parse_name(shop: dict[str, Any]) -> str:
         raise InvalidSpec("metadata.name is missing")
     if len(name) > c.MAX_SHOP_NAME_LENGTH or not re.match(DNS_LABEL_PATTERN, name):
         raise InvalidSpec(
-            f"metadata.name {name!r} must be a DNS label of at most {c.MAX_SHOP_NAME_LENGTH} "
-            "characters (lower-case letters, digits and '-', starting with a letter), "
+            f"metadata.name {name!r}: a Shop's name is a DNS label (lower-case letters, digits, "
+            f"'-', starting with a letter) of at most {c.MAX_SHOP_NAME_LENGTH} characters, "
             "because child names append suffixes to it"
         )
     return name
