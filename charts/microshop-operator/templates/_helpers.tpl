@@ -120,6 +120,10 @@ spec:
             fieldRef:
               fieldPath: metadata.namespace
         {{- if include "microshop-operator.peered" . }}
+        # The operator's own settings (microshop_operator.config) read the peering name too, so
+        # its start-up handler does not fall back to standalone mode.
+        - name: MICROSHOP_OPERATOR_PEERING_NAME
+          value: {{ include "microshop-operator.peeringName" . | quote }}
         - name: POD_INDEX
           valueFrom:
             fieldRef:

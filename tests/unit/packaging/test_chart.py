@@ -53,6 +53,7 @@ def test_default_render_is_a_valid_standalone_operator(default_objects: list[dic
     assert container["image"] == "ghcr.io/microshop/microshop-operator:0.1.0"
     assert "--standalone" in container["args"]
     assert not [arg for arg in container["args"] if arg.startswith("--peering")]
+    assert "MICROSHOP_OPERATOR_PEERING_NAME" not in {env["name"] for env in container["env"]}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
@@ -87,6 +88,7 @@ def test_two_replicas_peer_with_distinct_priorities(non_default_objects: list) -
     env = {e["name"]: e for e in container["env"]}
 
     assert "--priority=$(POD_INDEX)" in container["args"]
+    assert env["MICROSHOP_OPERATOR_PEERING_NAME"]["value"] == "microshop-peers"
     assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['apps.kubernetes.io/pod-index']"
     )
@@ -190,7 +192,7 @@ def test_every_rendered_pod_meets_the_restricted_pod_security_standard(
 def test_notes_tell_the_next_steps() -> None:
     text = notes()
 
-    assert "kubectl" in text and "apply -f" in text and "manifests/examples/shop.yaml" in text
+    assert "kubectl" in text and "apply -f" in text and "manifests/examples/shop-minimal.yaml" in text
     assert "get shops" in text
     assert "wait --for=condition=Ready shop/" in text
 
