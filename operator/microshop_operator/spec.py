@@ -48,9 +48,7 @@ class _Model(BaseModel):
     """camelCase on the wire (as in the CRD), snake_case in Python; unknown fields and
     coerced types (the string "yes" for a boolean) refused, as the schema refuses them."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, extra="forbid", frozen=True, strict=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", frozen=True, strict=True)
 
 
 class ResourceList(_Model):

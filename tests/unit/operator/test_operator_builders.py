@@ -22,7 +22,7 @@ Obj = dict[str, Any]
 
 # The oldest minor we support (persistentVolumeClaimRetentionPolicy is GA since 1.32) and the
 # newest the installed kubernetes-validate knows.
-KUBERNETES_VERSIONS = ("1.33.0", kubernetes_validate.latest_version() + ".0")
+KUBERNETES_VERSIONS = ("1.33.0", kubernetes_validate.latest_version())
 # Kinds from other projects' CRDs: kubernetes-validate has no schema for them.
 THIRD_PARTY_KINDS = {"ServiceMonitor"}
 MANAGED_BY = {
