@@ -3,14 +3,11 @@
 -- Progressing and Degraded conditions. Written for Argo CD's Lua 5.1 sandbox (no libraries).
 local hs = {}
 
--- Ready=False reasons that need a person, not time. Any other reason (DatabaseNotReady,
--- ComponentsStarting, ...) is a shop on its way up.
+-- Ready=False reasons that need a person, not time (microshop_operator.status.Reason). Any
+-- other reason (DatabaseNotReady, BusNotReady, ComponentsNotReady) is a shop on its way up.
 local failureReasons = {
   InvalidSpec = true,
   ApplyFailed = true,
-  ImagePullFailed = true,
-  CrashLooping = true,
-  ReconcileFailed = true,
 }
 
 local function findCondition(conditions, conditionType)
@@ -49,7 +46,8 @@ local degraded = findCondition(status.conditions, "Degraded")
 local progressing = findCondition(status.conditions, "Progressing")
 
 -- Paused first: the operator deliberately changes nothing, whatever the other conditions say.
-if (obj.spec ~= nil and obj.spec.paused == true) or (ready ~= nil and ready.reason == "Paused") then
+local pausedByOperator = progressing ~= nil and progressing.reason == "Paused"
+if (obj.spec ~= nil and obj.spec.paused == true) or pausedByOperator then
   hs.status = "Suspended"
   hs.message = "Shop is paused: the operator makes no changes until spec.paused is false"
   return hs

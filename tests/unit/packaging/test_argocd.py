@@ -110,3 +110,36 @@ def test_the_shop_application_points_at_the_example() -> None:
 
     assert [doc["kind"] for doc in documents] == ["Shop"]
     assert documents[0]["apiVersion"] == "microshop.dev/v1alpha1"
+
+
+def _shop_reported_by_the_operator(observation: Any, paused: bool = False) -> dict[str, Any]:
+    from microshop_operator.status import build_status
+
+    return {
+        "apiVersion": "microshop.dev/v1alpha1",
+        "kind": "Shop",
+        "metadata": {"name": "demo", "namespace": "shop", "generation": observation.generation},
+        "spec": {"paused": paused},
+        "status": build_status(observation, None, "2025-01-01T10:00:00Z"),
+    }
+
+
+def test_health_of_every_status_the_operator_writes() -> None:
+    """The contract between microshop_operator.status and the Lua, on real status stanzas."""
+    from microshop_operator.status import Observation, Readiness, Reason
+
+    ready = {"demo-gateway": Readiness(1, 1), "demo-orders-db": Readiness(1, 1)}
+    cases = [
+        (Observation(2, ready, "http://demo-gateway.shop.svc:8080"), False, "Healthy"),
+        (Observation(2, {"demo-orders-db": Readiness(0, 1)}), False, "Progressing"),
+        (Observation(2, {"bus": Readiness(0, 1)}), False, "Progressing"),
+        (Observation(2, {"demo-gateway": Readiness(1, 2)}), False, "Progressing"),
+        (Observation(2, problem=(Reason.INVALID_SPEC, "bad")), False, "Degraded"),
+        (Observation(2, problem=(Reason.APPLY_FAILED, "denied")), False, "Degraded"),
+        (Observation(2, ready, paused=True), True, "Suspended"),
+    ]
+    script = (HEALTH / "shop.lua").read_text()
+
+    for observation, paused, expected in cases:
+        shop = _shop_reported_by_the_operator(observation, paused)
+        assert run_health_check(script, shop)["status"] == expected, observation
