@@ -1,0 +1,1 @@
+"""The notifications service: tells a user their order is paid, once per order."""

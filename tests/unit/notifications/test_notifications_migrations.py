@@ -1,0 +1,53 @@
+"""The notifications migrations build the schema the models describe, one per (order, type)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from microshop.notifications.app import MIGRATIONS
+from microshop.notifications.models import Notification, NotificationsBase
+from microshop.platform.db import make_engine, make_session_factory, migrate
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
+    migrate(engine, MIGRATIONS)
+    return engine
+
+
+def test_upgrade_creates_the_tables_the_models_describe(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(
+            MigrationContext.configure(connection), NotificationsBase.metadata
+        )
+
+    assert differences == []
+    assert {"notifications", "processed_events"} <= set(inspect(engine).get_table_names())
+
+
+def test_the_schema_refuses_a_second_notification_of_a_kind_for_one_order(
+    engine: Engine,
+) -> None:
+    sessions = make_session_factory(engine)
+
+    def notification(notification_id: str) -> Notification:
+        return Notification(
+            id=notification_id,
+            user_id="u-1",
+            order_id="o-1",
+            type="order_paid",
+            message="paid",
+            created_at=datetime.now(UTC),
+        )
+
+    with sessions.begin() as session:
+        session.add(notification("1"))
+    with pytest.raises(IntegrityError), sessions.begin() as session:
+        session.add(notification("2"))
