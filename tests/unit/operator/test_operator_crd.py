@@ -6,6 +6,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import kubernetes_validate
 import pytest
 from microshop_operator.spec import InvalidSpec, parse_shop
 
@@ -240,3 +241,23 @@ def _all_rules(schema: Obj) -> list[Obj]:
         if isinstance(schema.get(key), dict):
             rules += _all_rules(schema[key])
     return rules
+
+
+def test_the_crd_itself_is_a_valid_custom_resource_definition(crd: Obj) -> None:
+    kubernetes_validate.validate(crd, "1.33.0", strict=True)
+    kubernetes_validate.validate(crd, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_every_property_is_structural(schema: Obj) -> None:
+    """The API server accepts only structural schemas: every node says its type."""
+
+    def untyped(node: Obj, path: str) -> list[str]:
+        found = [] if "type" in node else [path]
+        for name, child in (node.get("properties") or {}).items():
+            found += untyped(child, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                found += untyped(node[key], f"{path}[{key}]")
+        return found
+
+    assert untyped(schema, "") == []
