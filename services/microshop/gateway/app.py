@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from microshop.gateway.openapi import install_public_openapi
-from microshop.gateway.proxy import API_PREFIX, ApiProxy, Upstreams
+from microshop.gateway.proxy import ApiDispatch, ApiProxy, Upstreams
 from microshop.gateway.settings import GatewaySettings
 from microshop.platform.auth import TokenVerifier
-from microshop.platform.web import ReadinessCheck
+from microshop.platform.web import ReadinessCheck, RequestIdMiddleware
 from microshop.platform.web import create_app as create_service_app
 
 
@@ -57,6 +57,8 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier) -> FastAPI:
     )
     app.state.token_verifier = verifier
     app.state.upstreams = upstreams
-    app.mount(API_PREFIX, ApiProxy(upstreams, verifier))
+    # Outermost user middleware: /api/v1 skips FastAPI's routing; the proxy gets the platform's
+    # request-id handling and unexpected errors still reach the platform's 500 handler.
+    app.add_middleware(ApiDispatch, api=RequestIdMiddleware(ApiProxy(upstreams, verifier)))
     install_public_openapi(app)
     return app

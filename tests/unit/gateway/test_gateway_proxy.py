@@ -234,7 +234,12 @@ def test_body_over_the_limit_is_413(gateway: httpx.Client, token: str) -> None:
     assert response.json() == {"detail": "request body too large"}
 
 
-def test_upstream_cookies_are_not_shared_between_callers(gateway: httpx.Client) -> None:
+def test_upstream_cookies_are_not_shared_between_callers(
+    start_gateway: GatewayFactory, upstreams: Upstreams
+) -> None:
+    # By host name: a client cookie jar ignores cookies set by a bare IP address.
+    orders = upstreams.urls["orders"].replace("127.0.0.1", "localhost")
+    gateway = start_gateway(orders_url=orders)
     first = gateway.get("/api/v1/products/cookie")
     gateway.cookies.clear()
 
