@@ -126,7 +126,11 @@ def namespace(module_api: RunningApi) -> str:
     name = f"test-{uuid.uuid4().hex[:8]}"
     # `kubectl create namespace` speaks protobuf, which the emulator does not; apply speaks JSON.
     module_api.kubectl(
-        "apply", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"
+        "apply",
+        "--validate=false",
+        "-f",
+        "-",
+        input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n",
     )
     return name
 

@@ -295,8 +295,8 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 while True:
                     async with self._changed:
                         await self._changed.wait_for(functools.partial(self._moved_past, position))
-                    for revision, resource, event in list(self._changes):
-                        if revision <= position or resource != route.resource:
+                    for _, resource, event in self._changes_since(position):
+                        if resource != route.resource:
                             continue
                         obj = event["object"]
                         namespace = obj["metadata"].get("namespace")
@@ -323,6 +323,15 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 },
             },
         }
+
+    def _changes_since(self, position: int) -> list[tuple[int, kmock.resource, Body]]:
+        """The logged changes after `position`, oldest first, without scanning the whole log."""
+        newer: list[tuple[int, kmock.resource, Body]] = []
+        for change in reversed(self._changes):
+            if change[0] <= position:
+                break
+            newer.append(change)
+        return newer[::-1]
 
     def _moved_past(self, revision: int) -> bool:
         return self._revision > revision
