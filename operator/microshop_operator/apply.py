@@ -1,0 +1,175 @@
+"""The operator's writes to the Kubernetes API: server-side apply under one field manager.
+
+kopf authenticates and watches but offers no public client for arbitrary objects, so the
+operator keeps a minimal one here: an aiohttp session (aiohttp is already kopf's HTTP
+library) built from kopf's own `ConnectionInfo` (kubeconfig or in-cluster service account,
+via kopf's public login functions). Applying a child is one HTTP PATCH with
+`application/apply-patch+yaml`; a typed client (lightkube, kr8s) would add a dependency and
+re-serialise our plain dicts through its models, while `microshop render` must print exactly
+what is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+
+from microshop_operator import constants as c
+
+Obj = dict[str, Any]
+
+FIELD_MANAGER = "microshop-operator"
+
+# The kinds the operator reads or writes, with their URL names (all of them namespaced).
+PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Secret"): "secrets",
+    ("v1", "Service"): "services",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("apps/v1", "Deployment"): "deployments",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    ("networking.k8s.io/v1", "Ingress"): "ingresses",
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
+    (c.API_VERSION, c.KIND): c.PLURAL,
+}
+
+
+class ApiError(Exception):
+    """The API refused a request; `reason` is the Status reason (NotFound, Conflict, ...)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def object_url(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    url = f"{prefix}/namespaces/{namespace}/{PLURALS[api_version, kind]}"
+    return f"{url}/{name}" if name else url
+
+
+class KubernetesApi:
+    """An authenticated session to the API server; opened at start-up, closed at clean-up."""
+
+    def __init__(self, info: kopf.ConnectionInfo, *, timeout: aiohttp.ClientTimeout) -> None:
+        self._files = tempfile.TemporaryDirectory(prefix="microshop-operator-")
+        self._server = info.server.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            headers=info.as_http_headers(),
+            connector=aiohttp.TCPConnector(ssl=self._ssl(info)),
+            timeout=timeout,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+        self._files.cleanup()
+
+    def _ssl(self, info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+        if not self._server.startswith("https"):
+            return False
+        if info.insecure:
+            return False
+        context = ssl.create_default_context(
+            cafile=str(info.ca_path) if info.ca_path else None,
+            cadata=_pem(info.ca_data) if info.ca_data else None,
+        )
+        certificate = info.certificate_path or self._file("cert.pem", info.certificate_data)
+        key = info.private_key_path or self._file("key.pem", info.private_key_data)
+        if certificate:
+            context.load_cert_chain(str(certificate), str(key) if key else None)
+        return context
+
+    def _file(self, name: str, data: str | bytes | None) -> Path | None:
+        """ssl loads client certificates from files only; kubeconfigs often carry them inline."""
+        if not data:
+            return None
+        path = Path(self._files.name) / name
+        path.write_text(_pem(data))
+        path.chmod(0o600)
+        return path
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        params: dict[str, str] | None = None,
+    ) -> Obj:
+        async with self._session.request(
+            method,
+            self._server + url,
+            data=None if body is None else json.dumps(body),
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+            params=params,
+        ) as response:
+            payload = await response.json(content_type=None) if await response.read() else {}
+            if response.status >= 400:
+                raise ApiError(
+                    response.status,
+                    str(payload.get("reason", response.reason)),
+                    str(payload.get("message", "")),
+                )
+            result: Obj = payload
+            return result
+
+    async def apply(self, obj: Obj) -> Obj:
+        """Server-side apply: the object's fields become ours; `force` takes them back from
+        anyone who changed them by hand (level-triggered: the Shop is the source of truth)."""
+        meta = obj["metadata"]
+        url = object_url(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        return await self._request(
+            "PATCH",
+            url,
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+        )
+
+    async def create_if_absent(self, obj: Obj) -> bool:
+        """Create the object unless it exists; never touch an existing one (generated Secrets)."""
+        meta = obj["metadata"]
+        url = object_url(obj["apiVersion"], obj["kind"], meta["namespace"])
+        try:
+            await self._request("POST", url, body=obj, params={"fieldManager": FIELD_MANAGER})
+        except ApiError as error:
+            if error.reason == "AlreadyExists":
+                return False
+            raise
+        return True
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self._request("GET", object_url(api_version, kind, namespace, name))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def patch_status(self, shop: Obj, status: Obj) -> None:
+        """Merge-patch the Shop's status subresource (the report, never read back to decide)."""
+        meta = shop["metadata"]
+        url = object_url(c.API_VERSION, c.KIND, meta["namespace"], meta["name"]) + "/status"
+        await self._request(
+            "PATCH", url, body={"status": status}, content_type="application/merge-patch+json"
+        )
+
+
+def _pem(data: str | bytes) -> str:
+    """kubeconfig's *-data fields are base64 of PEM."""
+    raw = data.encode() if isinstance(data, str) else data
+    return base64.b64decode(raw).decode()

@@ -1,0 +1,27 @@
+"""The operator process's configuration: environment variables read once, at start-up."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OperatorConfig(BaseSettings):
+    """`MICROSHOP_OPERATOR_*` variables; the defaults suit one replica on a real cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="MICROSHOP_OPERATOR_")
+
+    # Every Shop is reconciled at least this often, even when no event arrives.
+    reconcile_interval_seconds: float = Field(default=30, gt=0)
+    # Watches end server-side after this long and kopf re-watches; without a bound a watch
+    # whose connection silently died is never noticed.
+    watch_server_timeout_seconds: int = Field(default=300, gt=0)
+    # The client gives up on a watch a little after the server should have ended it.
+    watch_client_timeout_seconds: float = Field(default=330, gt=0)
+    connect_timeout_seconds: float = Field(default=10, gt=0)
+    request_timeout_seconds: float = Field(default=30, gt=0)
+    # Handler retries: "not ready yet" and API failures are retried with this backoff.
+    retry_backoff_seconds: float = Field(default=5, gt=0)
+    # With a name, replicas elect a leader through kopf's peering objects (the peering CRDs
+    # must be installed); without one, this replica assumes it is alone.
+    peering_name: str | None = None

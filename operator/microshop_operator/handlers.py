@@ -1,0 +1,288 @@
+"""Thin kopf handlers: read the Shop, build its children, apply them, report what is seen.
+
+Every trigger (create, update, resume, the periodic timer, a change to an owned workload)
+runs the same level-triggered `Reconciler.reconcile`: it computes the whole desired state
+and applies it; applying an unchanged object changes nothing, so running it twice is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+from typing import Any, cast
+
+import aiohttp
+import kopf
+
+from microshop_operator import constants as c
+from microshop_operator import status as s
+from microshop_operator.apply import ApiError, KubernetesApi
+from microshop_operator.builders import ShopContext, build_children, build_generated_secrets
+from microshop_operator.builders import components as shop_components
+from microshop_operator.config import OperatorConfig
+from microshop_operator.spec import InvalidSpec, parse_shop
+
+Obj = dict[str, Any]
+ShopKey = tuple[str, str]  # (namespace, name)
+
+WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """kopf's settings: bounded watches and requests, our own annotation names, quiet events."""
+    settings.watching.server_timeout = config.watch_server_timeout_seconds
+    settings.watching.client_timeout = config.watch_client_timeout_seconds
+    settings.watching.connect_timeout = config.connect_timeout_seconds
+    settings.networking.connect_timeout = config.connect_timeout_seconds
+    settings.networking.request_timeout = config.request_timeout_seconds
+    settings.persistence.finalizer = f"{c.GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.GROUP, key="last-handled-configuration"
+    )
+    # kopf's own log lines become Events only from warnings up (not every "handler succeeded");
+    # the operator posts its own Events with kopf.event, which this level does not filter.
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = c.MANAGED_BY
+    if config.peering_name:
+        settings.peering.standalone = False
+        settings.peering.mandatory = True
+        settings.peering.name = config.peering_name
+    else:
+        settings.peering.standalone = True
+
+
+def connect(settings: kopf.OperatorSettings, config: OperatorConfig) -> KubernetesApi:
+    """Log in the way kopf does by default: in-cluster service account, else the kubeconfig."""
+    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+        settings=settings
+    )
+    if info is None:
+        raise kopf.LoginError("no service account and no kubeconfig to reach the API with")
+    timeout = aiohttp.ClientTimeout(
+        total=config.request_timeout_seconds, connect=config.connect_timeout_seconds
+    )
+    return KubernetesApi(info, timeout=timeout)
+
+
+@dataclasses.dataclass
+class _ShopState:
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    pending: bool = False
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+class Reconciler:
+    """One per operator process (kept in kopf's memo); serialises reconciles per Shop."""
+
+    def __init__(self, api: KubernetesApi) -> None:
+        self.api = api
+        self._shops: dict[ShopKey, _ShopState] = {}
+
+    async def reconcile(
+        self, shop: Obj, logger: logging.Logger | logging.LoggerAdapter[Any]
+    ) -> None:
+        """Apply the Shop's whole desired state and report it; raises for kopf's retries."""
+        state = self._state(shop)
+        async with state.lock:
+            await self._reconcile(shop, state, logger)
+
+    async def reconcile_periodically(
+        self, shop: Obj, logger: logging.Logger | logging.LoggerAdapter[Any]
+    ) -> None:
+        """The timer's run: an invalid Shop is already reported in its status, so stay quiet."""
+        try:
+            await self.reconcile(shop, logger)
+        except kopf.PermanentError as error:
+            logger.debug(f"periodic reconcile: {error}")
+
+    async def reconcile_owner(
+        self, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]
+    ) -> None:
+        """A child changed: reconcile its Shop, coalescing bursts into one pending run."""
+        state = self._shops.setdefault((namespace, name), _ShopState())
+        if state.pending:
+            return  # a reconcile is already queued and will see this change too
+        state.pending = True
+        async with state.lock:
+            state.pending = False
+            shop = await self.api.get(c.API_VERSION, c.KIND, namespace, name)
+            if shop is None or shop["metadata"].get("deletionTimestamp"):
+                return
+            try:
+                await self._reconcile(shop, state, logger)
+            except (kopf.PermanentError, kopf.TemporaryError) as error:
+                logger.warning(f"reconcile of {namespace}/{name} after a child change: {error}")
+
+    def forget(self, shop: Obj) -> None:
+        self._shops.pop(_key(shop), None)
+
+    def _state(self, shop: Obj) -> _ShopState:
+        return self._shops.setdefault(_key(shop), _ShopState())
+
+    async def _reconcile(
+        self,
+        shop: Obj,
+        state: _ShopState,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+    ) -> None:
+        generation = int(shop["metadata"].get("generation") or 0)
+
+        # 1. Refuse an invalid Shop before anything is applied.
+        try:
+            spec = parse_shop(shop)
+            children = [_owned(child, shop) for child in build_children(shop)]
+        except InvalidSpec as error:
+            await self._report(
+                shop, s.Observation(generation, problem=(s.Reason.INVALID_SPEC, error.message))
+            )
+            raise kopf.PermanentError(f"invalid Shop: {error.message}") from error
+
+        # 2. Paused: observe and report, change nothing.
+        if spec.paused:
+            observed = await self._observe_workloads(shop)
+            await self._report(shop, self._observation(shop, generation, observed, paused=True))
+            return
+
+        # 3. Generated Secrets first, each created once and never rotated.
+        try:
+            for secret in build_generated_secrets(shop, generate=True):
+                if await self.api.create_if_absent(_owned(secret, shop)):
+                    kopf.info(
+                        _body(shop),
+                        reason="Created",
+                        message=f"Secret {secret['metadata']['name']}",
+                    )
+            # 4. Every other child, in the builders' order, under one field manager.
+            applied: dict[tuple[str, str], Obj] = {}
+            changed: list[str] = []
+            for child in children:
+                result = await self.api.apply(child)
+                ident = f"{child['kind']}/{child['metadata']['name']}"
+                version = str(result.get("metadata", {}).get("resourceVersion", ""))
+                if state.versions.get(ident) != version:
+                    changed.append(ident)
+                    state.versions[ident] = version
+                applied[child["kind"], child["metadata"]["name"]] = result
+        except ApiError as error:
+            message = f"{error.reason}: {error.message}"
+            await self._report(
+                shop, s.Observation(generation, problem=(s.Reason.APPLY_FAILED, message))
+            )
+            raise kopf.TemporaryError(f"apply failed: {message}") from error
+        if changed:
+            logger.info(f"applied {len(changed)} changed object(s): {', '.join(changed)}")
+            kopf.event(_body(shop), type="Normal", reason="Applied", message=_summary(changed))
+
+        # 5. Report what the applied workloads say about themselves.
+        await self._report(shop, self._observation(shop, generation, applied))
+
+    async def _observe_workloads(self, shop: Obj) -> dict[tuple[str, str], Obj]:
+        namespace = shop["metadata"]["namespace"]
+        found: dict[tuple[str, str], Obj] = {}
+        for component in shop_components(shop):
+            body = await self.api.get("apps/v1", component.kind, namespace, component.name)
+            if body is not None:
+                found[component.kind, component.name] = body
+        return found
+
+    def _observation(
+        self,
+        shop: Obj,
+        generation: int,
+        observed: dict[tuple[str, str], Obj],
+        *,
+        paused: bool = False,
+    ) -> s.Observation:
+        desired = {(o["kind"], o["metadata"]["name"]): o for o in build_children(shop)}
+        readiness = {
+            component.key: s.workload_readiness(
+                observed.get((component.kind, component.name)),
+                desired.get((component.kind, component.name)),
+            )
+            for component in shop_components(shop)
+        }
+        gateway = observed.get(("Service", ShopContext.of(shop).names.service(c.GATEWAY)))
+        return s.Observation(
+            generation=generation,
+            components=readiness,
+            gateway_endpoint=gateway_endpoint(shop, gateway),
+            paused=paused,
+        )
+
+    async def _report(self, shop: Obj, observation: s.Observation) -> None:
+        previous = shop.get("status")
+        status = s.build_status(observation, previous, _now())
+        for flipped in s.flips(previous, status):
+            if flipped["type"] == s.DEGRADED and flipped["status"] == "True":
+                kopf.event(
+                    _body(shop),
+                    type="Warning",
+                    reason=flipped["reason"],
+                    message=flipped["message"],
+                )
+            elif flipped["type"] == s.READY or flipped["reason"] == s.Reason.PAUSED:
+                kopf.event(
+                    _body(shop), type="Normal", reason=flipped["reason"], message=flipped["message"]
+                )
+        if status != _comparable(previous):
+            await self.api.patch_status(shop, status)
+
+
+def gateway_endpoint(shop: Obj, service: Obj | None) -> str | None:
+    """Where the shop answers: the Ingress host, a load balancer's address, or in-cluster DNS."""
+    ctx = ShopContext.of(shop)
+    ingress = ctx.spec.gateway.ingress
+    if ingress is not None and ingress.host:
+        scheme = "https" if ingress.tls_secret_name else "http"
+        return f"{scheme}://{ingress.host}"
+    if service is None:
+        return None
+    balancers = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    if ctx.spec.gateway.service_type == "LoadBalancer" and balancers:
+        address = balancers[0].get("hostname") or balancers[0].get("ip")
+        return f"http://{address}:{c.SERVICE_PORT}"
+    return f"http://{service['metadata']['name']}.{ctx.namespace}.svc:{c.SERVICE_PORT}"
+
+
+def owner_of(child: kopf.Body | Obj) -> ShopKey | None:
+    """The (namespace, name) of the Shop that controls this child, if any."""
+    meta = child.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("apiVersion") == c.API_VERSION and ref.get("kind") == c.KIND:
+            return str(meta.get("namespace")), str(ref.get("name"))
+    return None
+
+
+def _owned(child: Obj, shop: Obj) -> Obj:
+    # append_owner_reference rather than kopf.adopt: adopt also copies the Shop's labels
+    # onto children, and `microshop render` must print exactly what is applied.
+    kopf.append_owner_reference(child, owner=_body(shop))
+    return child
+
+
+def _body(shop: Obj) -> kopf.Body:
+    """kopf's view of a plain dict, for its event and owner-reference helpers."""
+    return kopf.Body(cast(Any, shop))
+
+
+def _key(shop: Obj) -> ShopKey:
+    return shop["metadata"]["namespace"], shop["metadata"]["name"]
+
+
+def _comparable(status: Any) -> Obj | None:
+    return dict(status) if status else None
+
+
+def _summary(changed: list[str]) -> str:
+    shown = ", ".join(changed[:10])
+    return f"applied {shown}" + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = ["WORKLOAD_KINDS", "Reconciler", "configure", "connect", "owner_of"]

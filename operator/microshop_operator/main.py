@@ -1,0 +1,60 @@
+"""The operator's index: every kopf registration, each handing off to `handlers` in one call.
+
+Run with `kopf run --module=microshop_operator.main --liveness=http://0.0.0.0:8080/healthz`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from microshop_operator import constants as c
+from microshop_operator import handlers
+from microshop_operator.config import OperatorConfig
+
+CONFIG = OperatorConfig()
+SHOP = (c.GROUP, c.VERSION, c.PLURAL)
+OWNED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    handlers.configure(settings, CONFIG)
+    memo.reconciler = handlers.Reconciler(handlers.connect(settings, CONFIG))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.api.close()
+
+
+@kopf.on.resume(*SHOP, backoff=CONFIG.retry_backoff_seconds)
+@kopf.on.create(*SHOP, backoff=CONFIG.retry_backoff_seconds)
+@kopf.on.update(*SHOP, backoff=CONFIG.retry_backoff_seconds)
+async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    await memo.reconciler.reconcile(dict(body), logger)
+
+
+@kopf.timer(
+    *SHOP,
+    interval=CONFIG.reconcile_interval_seconds,
+    initial_delay=CONFIG.reconcile_interval_seconds,
+)
+async def reconcile_periodically(
+    body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    await memo.reconciler.reconcile_periodically(dict(body), logger)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
+@kopf.on.event("apps", "v1", "statefulsets", labels=OWNED)
+async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    owner = handlers.owner_of(body)
+    if owner is not None:
+        await memo.reconciler.reconcile_owner(*owner, logger)
+
+
+@kopf.on.delete(*SHOP, optional=True)
+async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.forget(dict(body))

@@ -1,0 +1,366 @@
+"""The real operator process against the API emulator, driven with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import RunningApi, wait_for
+
+from microshop_operator.builders import build_children, build_generated_secrets
+
+pytestmark = pytest.mark.operator
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "shop.yaml"
+MINIMAL_SHOP = ROOT / "manifests" / "examples" / "shop-minimal.yaml"
+OPERATOR_LOG_LINES = 80
+
+# (apiVersion, URL collection) of every kind the operator applies, to find its children.
+CHILD_KINDS = {
+    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps",
+    "Secret": "/api/v1/namespaces/{ns}/secrets",
+    "Service": "/api/v1/namespaces/{ns}/services",
+    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts",
+    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments",
+    "StatefulSet": "/apis/apps/v1/namespaces/{ns}/statefulsets",
+    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+    "HorizontalPodAutoscaler": "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+    "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+    "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+}
+SHOPS = "/apis/microshop.dev/v1alpha1/namespaces/{ns}/shops"
+
+
+class Operator:
+    """`kopf run` of microshop_operator.main as a subprocess, with its log kept for failures."""
+
+    def __init__(self, api: RunningApi, log: Path, liveness_port: int) -> None:
+        self.api = api
+        self.log_path = log
+        self.liveness = f"http://127.0.0.1:{liveness_port}/healthz"
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(api.kubeconfig),
+            "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": "5",
+            "MICROSHOP_OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS": "30",
+            "MICROSHOP_OPERATOR_WATCH_CLIENT_TIMEOUT_SECONDS": "40",
+            "MICROSHOP_OPERATOR_RETRY_BACKOFF_SECONDS": "1",
+        }
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kopf",
+                "run",
+                "--module=microshop_operator.main",
+                "--all-namespaces",
+                "--standalone",
+                f"--liveness={self.liveness}",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+    def tail(self) -> str:
+        return "".join(self.log_path.read_text().splitlines(keepends=True)[-OPERATOR_LOG_LINES:])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def operator(
+    module_api: RunningApi, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    module_api.kubectl("apply", "--validate=false", "-f", str(CRD))
+    running = Operator(module_api, tmp_path_factory.mktemp("operator") / "kopf.log", _free_port())
+
+    def alive() -> bool:
+        try:
+            with urllib.request.urlopen(running.liveness, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            assert running.process.poll() is None, running.tail()
+            return False
+
+    try:
+        wait_for(alive, timeout=20, what="the operator's liveness endpoint")
+        yield running
+    finally:
+        running.stop()
+        print(f"\n--- operator log (last {OPERATOR_LOG_LINES} lines) ---\n{running.tail()}")
+
+
+def shop_manifest(namespace: str, name: str = "demo", **spec: Any) -> dict[str, Any]:
+    shop: dict[str, Any] = yaml.safe_load(MINIMAL_SHOP.read_text())
+    shop["metadata"] = {"name": name, "namespace": namespace}
+    shop["spec"] = spec
+    return shop
+
+
+def apply_shop(api: RunningApi, shop: dict[str, Any]) -> None:
+    api.kubectl("apply", "--server-side", "--validate=false", "-f", "-", input=json.dumps(shop))
+
+
+def desired(shop: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the builders say the Shop consists of: generated Secrets and every other child."""
+    return build_generated_secrets(shop, generate=False) + build_children(shop)
+
+
+def live(api: RunningApi, obj: dict[str, Any]) -> dict[str, Any] | None:
+    meta = obj["metadata"]
+    return api.get(f"{CHILD_KINDS[obj['kind']].format(ns=meta['namespace'])}/{meta['name']}")
+
+
+def children_in(api: RunningApi, namespace: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    with api.client() as client:
+        for kind, collection in CHILD_KINDS.items():
+            listed = client.get(collection.format(ns=namespace)).json()
+            found += [{**item, "kind": kind} for item in listed["items"]]
+    return found
+
+
+def all_applied(api: RunningApi, shop: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The live objects in the builders' order once every desired one exists, else None."""
+    found = {
+        (o["kind"], o["metadata"]["name"]): o
+        for o in children_in(api, shop["metadata"]["namespace"])
+    }
+    wanted = [found.get((o["kind"], o["metadata"]["name"])) for o in desired(shop)]
+    return None if None in wanted else wanted  # type: ignore[return-value]
+
+
+def condition(api: RunningApi, shop: dict[str, Any], kind: str) -> dict[str, Any]:
+    meta = shop["metadata"]
+    body = api.get(f"{SHOPS.format(ns=meta['namespace'])}/{meta['name']}") or {}
+    status = body.get("status") or {}
+    for item in status.get("conditions") or []:
+        if item["type"] == kind:
+            return {**item, "shopGeneration": body["metadata"]["generation"]}
+    return {}
+
+
+def mark_workloads_ready(api: RunningApi, shop: dict[str, Any]) -> None:
+    """Play the Deployment and StatefulSet controllers: every wanted pod is ready."""
+    for obj in build_children(shop):
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            body = live(api, obj) or {}
+            replicas = body.get("spec", {}).get("replicas", 1)
+            ready = {"status": {"replicas": replicas, "readyReplicas": replicas}}
+            meta = obj["metadata"]
+            api.kubectl(
+                "patch", obj["kind"].lower(), meta["name"], "-n", meta["namespace"],
+                "--subresource=status", "--type=merge", "-p", json.dumps(ready),
+            )  # fmt: skip
+
+
+def test_a_shop_becomes_all_its_children_owned_by_it(
+    operator: Operator, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop = shop_manifest(namespace)
+
+    started = time.monotonic()
+    apply_shop(operator.api, shop)
+    applied = wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    elapsed = time.monotonic() - started
+
+    shop_uid = (operator.api.get(f"{SHOPS.format(ns=namespace)}/demo") or {})["metadata"]["uid"]
+    for obj in applied:
+        refs = obj["metadata"].get("ownerReferences") or []
+        assert [(r["kind"], r["name"], r["uid"], r.get("controller")) for r in refs] == [
+            ("Shop", "demo", shop_uid, True)
+        ], obj["metadata"]["name"]
+    events_url = f"/api/v1/namespaces/{namespace}/events"
+    events = wait_for(
+        lambda: [e for e in (operator.api.get(events_url) or {})["items"]
+                 if e.get("involvedObject", {}).get("name") == "demo"],
+        what="Kubernetes Events about the Shop",
+    )  # fmt: skip
+    assert "Applied" in {e["reason"] for e in events}
+    with capsys.disabled():
+        print(f"\nShop creation -> all {len(applied)} children applied: {elapsed:.2f} s")
+
+
+def test_the_shop_turns_ready_when_its_workloads_are(operator: Operator, namespace: str) -> None:
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    assert condition(operator.api, shop, "Ready").get("status") != "True"
+
+    mark_workloads_ready(operator.api, shop)
+    waited = operator.api.kubectl(
+        "wait", "--for=condition=Ready", "shop/demo", "-n", namespace, "--timeout=20s"
+    )
+
+    assert "condition met" in waited
+    body = operator.api.get(f"{SHOPS.format(ns=namespace)}/demo") or {}
+    assert body["status"]["components"]["users"] == {"ready": 1, "desired": 1}
+    assert body["status"]["gateway"]["endpoint"] == f"http://demo-gateway.{namespace}.svc:8080"
+
+
+def test_a_replicas_change_rolls_only_that_deployment(operator: Operator, namespace: str) -> None:
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    before = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
+
+    changed = shop_manifest(namespace, services={"users": {"replicas": 3}})
+    apply_shop(operator.api, changed)
+    wait_for(
+        lambda: condition(operator.api, changed, "Progressing").get("observedGeneration") == 2,
+        what="the operator to report the new generation",
+    )
+
+    after = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
+    moved = {key for key in before if before[key]["metadata"]["resourceVersion"]
+             != after[key]["metadata"]["resourceVersion"]}  # fmt: skip
+    assert moved == {("Deployment", "demo-users")}
+    assert after["Deployment", "demo-users"]["spec"]["replicas"] == 3
+
+
+def test_a_deleted_child_comes_back(operator: Operator, namespace: str) -> None:
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    gone = next(o for o in build_children(shop) if o["kind"] == "Deployment")
+    old_uid = (live(operator.api, gone) or {})["metadata"]["uid"]
+
+    operator.api.kubectl("delete", "deployment", gone["metadata"]["name"], "-n", namespace)
+
+    back = wait_for(lambda: live(operator.api, gone), timeout=15, what="the Deployment to return")
+    assert back["metadata"]["uid"] != old_uid
+
+
+def test_an_invalid_shop_is_degraded_and_nothing_is_applied(
+    operator: Operator, namespace: str
+) -> None:
+    # The emulator does not enforce the CRD schema, so this Shop reaches the operator as a
+    # Shop would on a cluster whose CRD was edited or is older than the operator.
+    shop = shop_manifest(
+        namespace, services={"users": {"replicas": 2, "autoscaling": {"enabled": True}}}
+    )
+    apply_shop(operator.api, shop)
+
+    degraded = wait_for(
+        lambda: (
+            condition(operator.api, shop, "Degraded").get("status") == "True"
+            and condition(operator.api, shop, "Degraded")
+        ),
+        what="Degraded",
+    )
+    assert degraded["reason"] == "InvalidSpec"
+    assert "autoscaling" in degraded["message"]
+    assert condition(operator.api, shop, "Ready")["status"] == "False"
+    assert children_in(operator.api, namespace) == []
+
+
+def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: str) -> None:
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    deployment = next(o for o in build_children(shop) if o["metadata"]["name"] == "demo-users")
+    before = (live(operator.api, deployment) or {})["metadata"]["resourceVersion"]
+
+    paused = shop_manifest(namespace, paused=True, services={"users": {"replicas": 4}})
+    apply_shop(operator.api, paused)
+    progressing = wait_for(
+        lambda: (
+            condition(operator.api, paused, "Progressing").get("reason") == "Paused"
+            and condition(operator.api, paused, "Progressing")
+        ),
+        what="Progressing=Paused",
+    )
+    handled = f"[{namespace}/demo-orders] Handler 'child_changed' succeeded"
+    seen = operator.log_path.read_text().count(handled)
+    operator.api.kubectl("delete", "deployment", "demo-orders", "-n", namespace)
+    wait_for(
+        lambda: operator.log_path.read_text().count(handled) > seen,
+        what="the operator to handle the deletion (it would restore an unpaused Shop's child)",
+    )
+
+    assert progressing["status"] == "False"
+    assert (live(operator.api, deployment) or {})["metadata"]["resourceVersion"] == before
+    assert operator.api.get(f"{CHILD_KINDS['Deployment'].format(ns=namespace)}/demo-orders") is None
+
+
+def test_deleting_the_shop_removes_its_children_and_keeps_volumes(
+    operator: Operator, namespace: str
+) -> None:
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    # Play the StatefulSet controller: it makes one PVC per replica from the claim template,
+    # owned by no one (persistentVolumeClaimRetentionPolicy whenDeleted=Retain).
+    claims = []
+    for sts in (o for o in build_children(shop) if o["kind"] == "StatefulSet"):
+        template = sts["spec"]["volumeClaimTemplates"][0]
+        name = f"{template['metadata']['name']}-{sts['metadata']['name']}-0"
+        claims.append(name)
+        pvc = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": template["spec"],
+        }
+        operator.api.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(pvc))
+
+    operator.api.kubectl("delete", "shop", "demo", "-n", namespace, "--wait=true", "--timeout=20s")
+
+    wait_for(lambda: children_in(operator.api, namespace) == [], what="the children to go")
+    remaining = operator.api.kubectl("get", "pvc", "-n", namespace, "-o", "name").split()
+    assert sorted(remaining) == sorted(f"persistentvolumeclaim/{name}" for name in claims)
+
+
+def test_render_prints_what_the_operator_applies(operator: Operator, namespace: str) -> None:
+    shop = shop_manifest(namespace, services={"payments": {"replicas": 2}})
+    apply_shop(operator.api, shop)
+    applied = wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+
+    rendered = subprocess.run(
+        [sys.executable, "-m", "microshop_operator.cli", "render", "-", "-n", namespace],
+        input=yaml.safe_dump(shop),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    printed = [doc for doc in yaml.safe_load_all(rendered) if doc]
+
+    def content(obj: dict[str, Any]) -> dict[str, Any]:
+        """Everything but server-set metadata, status, and generated secret values."""
+        kept = {
+            k: v for k, v in obj.items() if k not in ("metadata", "status", "data", "stringData")
+        }
+        meta = obj["metadata"]
+        kept["metadata"] = {k: meta.get(k) for k in ("name", "namespace", "labels", "annotations")}
+        if obj["kind"] != "Secret":
+            kept["data"] = obj.get("data")
+        return kept
+
+    assert [content(obj) for obj in printed] == [content(obj) for obj in applied]
