@@ -21,6 +21,7 @@ import httpx
 import pika
 import psycopg
 import pytest
+
 from microshop.platform.auth import KeyPair, generate_key_pair
 
 PG_ADMIN = os.environ.get("MICROSHOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -14,8 +14,8 @@ import httpx
 import pika
 import psycopg
 import pytest
-from microshop.events import EXCHANGE, PaymentSucceeded
 
+from microshop.events import EXCHANGE, PaymentSucceeded
 from tests.conftest import wait_until
 from tests.integration.conftest import Shop
 

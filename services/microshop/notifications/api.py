@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from microshop.notifications.models import Notification
@@ -21,12 +21,6 @@ class NotificationOut(BaseModel):
     type: str
     message: str
     created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        # SQLite hands timestamps back without a zone; they were written in UTC.
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 @router.get("", response_model=list[NotificationOut], summary="The caller's notifications")

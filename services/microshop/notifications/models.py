@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from microshop.platform.db import UtcDateTime
 from microshop.platform.outbox import InboxMixin
 
 
@@ -27,7 +28,7 @@ class Notification(NotificationsBase):
     order_id: Mapped[str] = mapped_column(String(36))
     type: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(String(500))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class NotificationsInbox(InboxMixin, NotificationsBase):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -18,6 +18,7 @@ from microshop.orders.domain import (
 )
 from microshop.orders.store import OrderStore
 from microshop.payments.domain import SUPPORTED_PAYMENT_METHODS
+from microshop.platform.clock import as_utc
 from microshop.platform.errors import NotFound
 from microshop.platform.tracing import current_trace_headers
 from microshop.platform.web import CurrentPrincipal
@@ -86,9 +87,6 @@ def _store(request: Request) -> OrderStore:
 
 
 def _out(doc: dict[str, Any]) -> OrderOut:
-    def utc(value: datetime) -> datetime:
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-
     return OrderOut(
         id=doc["id"],
         status=doc["status"],
@@ -97,8 +95,8 @@ def _out(doc: dict[str, Any]) -> OrderOut:
         total_cents=doc["total_cents"],
         currency=doc["currency"],
         payment_method=doc["payment_method"],
-        created_at=utc(doc["created_at"]),
-        updated_at=utc(doc["updated_at"]),
+        created_at=as_utc(doc["created_at"]),
+        updated_at=as_utc(doc["updated_at"]),
     )
 
 

@@ -27,6 +27,7 @@ from microshop.orders.domain import (
     next_status,
 )
 from microshop.platform.bus import OutgoingMessage
+from microshop.platform.clock import as_utc
 from microshop.platform.errors import Conflict
 from microshop.platform.outbox import to_message
 
@@ -61,10 +62,6 @@ def connect(url: str, database_name: str) -> tuple[Any, Any, bool]:
         client = mongomock.MongoClient(tz_aware=True)
         return client, client[database_name], True
     raise ValueError(f"unsupported orders database URL {url!r}: use mongodb://, montydb:///path")
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class OrderStore:
@@ -251,7 +248,9 @@ class OrderStore:
     def backlog(self) -> tuple[int, float]:
         with self._lock:
             docs = list(self.orders.find({"outbox.0": {"$exists": True}}, {"outbox": 1}))
-        created = [_utc(e["created_at"]) for d in docs for e in d["outbox"] if e.get("created_at")]
+        created = [
+            as_utc(e["created_at"]) for d in docs for e in d["outbox"] if e.get("created_at")
+        ]
         if not created:
             return 0, 0.0
         return len(created), (datetime.now(UTC) - min(created)).total_seconds()

@@ -30,7 +30,7 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
         )
         app.state.runtime = runtime
         await run_in_threadpool(
-            runtime.bus.subscribe, QUEUE, ROUTING_KEYS, OrderCreatedHandler(runtime)
+            runtime.subscribe, QUEUE, ROUTING_KEYS, OrderCreatedHandler(runtime)
         )
         try:
             yield

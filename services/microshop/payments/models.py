@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, String
+from sqlalchemy import BigInteger, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from microshop.platform.db import UtcDateTime
 from microshop.platform.outbox import InboxMixin, OutboxMixin
 
 
@@ -25,7 +26,7 @@ class Payment(PaymentsBase):
     payment_method: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     failure_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class PaymentsOutbox(OutboxMixin, PaymentsBase):

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, sessionmaker
+from sqlalchemy.orm import sessionmaker
+
+from microshop.platform.clock import as_utc
 
 
-class Base(DeclarativeBase):
-    """Declarative base; each service's models use their own subclass and metadata."""
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that comes back in UTC from every backend, SQLite included."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
 
 
 def make_engine(url: str) -> Engine:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, delete, select
+from sqlalchemy import JSON, BigInteger, Integer, String, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from microshop.events import Event, parse_event
 from microshop.platform.bus import Bus, IncomingMessage, OutgoingMessage
+from microshop.platform.db import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class OutboxMixin:
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class InboxMixin:
@@ -39,14 +39,7 @@ class InboxMixin:
     __tablename__ = "processed_events"
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
-@dataclass(frozen=True)
-class PendingEvent:
-    key: Any
-    message: OutgoingMessage
-    created_at: datetime
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class OutboxSource(Protocol):
@@ -100,16 +93,12 @@ class SqlOutbox:
 
     def backlog(self) -> tuple[int, float]:
         """How many events wait, and the age in seconds of the oldest."""
-        from sqlalchemy import func
-
         with self.session_factory() as session:
             count, oldest = session.execute(
                 select(func.count(), func.min(self.model.created_at))
             ).one()
         if not oldest:
             return 0, 0.0
-        if oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
         return int(count), (datetime.now(UTC) - oldest).total_seconds()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from microshop.platform import db
 from microshop.platform.auth import TokenVerifier
-from microshop.platform.bus import Bus, RetryPolicy, connect_bus
+from microshop.platform.bus import Bus, Handler, RetryPolicy, connect_bus
 from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
 
@@ -41,7 +41,7 @@ def open_bus(settings: DatabaseSettings) -> Bus:
 class SqlRuntime:
     engine: Engine
     sessions: sessionmaker  # type: ignore[type-arg]
-    bus: Bus
+    bus: Bus | None = None
     outbox: SqlOutbox | None = None
     relay: OutboxRelay | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
@@ -53,23 +53,34 @@ class SqlRuntime:
         migrations_dir: Path,
         outbox_model: type[OutboxMixin] | None = None,
         name: str = "service",
+        *,
+        uses_bus: bool = True,
     ) -> SqlRuntime:
         engine = db.make_engine(settings.database_url)
         db.migrate(engine, migrations_dir)
         sessions = db.make_session_factory(engine)
-        bus = open_bus(settings)
+        bus = open_bus(settings) if uses_bus else None
         runtime = cls(engine=engine, sessions=sessions, bus=bus)
         if outbox_model is not None:
+            assert bus is not None, "an outbox needs a bus to relay to"
             runtime.outbox = SqlOutbox(sessions, outbox_model)
             runtime.relay = OutboxRelay(runtime.outbox, bus, settings.outbox_poll_seconds, name)
             runtime.relay.start()
         return runtime
 
+    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
+        assert self.bus is not None, "this service was opened without a bus"
+        self.bus.subscribe(queue, routing_keys, handler)
+
     def readiness(self) -> dict[str, Callable[[], None]]:
-        return {"database": lambda: db.ping(self.engine), "bus": self.bus.ping}
+        checks: dict[str, Callable[[], None]] = {"database": lambda: db.ping(self.engine)}
+        if self.bus is not None:
+            checks["bus"] = self.bus.ping
+        return checks
 
     def close(self) -> None:
         if self.relay is not None:
             self.relay.stop()
-        self.bus.close()
+        if self.bus is not None:
+            self.bus.close()
         self.engine.dispose()

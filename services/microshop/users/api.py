@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, EmailStr, Field, StringConstraints, field_validator
+from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from microshop.platform.auth import Principal, TokenIssuer, hash_password
 from microshop.platform.errors import Unauthorized
@@ -41,12 +41,6 @@ class UserOut(BaseModel):
     email: str
     name: str
     created_at: datetime
-
-    @field_validator("created_at")
-    @classmethod
-    def _in_utc(cls, value: datetime) -> datetime:
-        # SQLite hands timestamps back without a zone; they were written in UTC.
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class TokenOut(BaseModel):

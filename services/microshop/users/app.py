@@ -34,7 +34,9 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # No outbox: the users service publishes no events.
-        runtime = await run_in_threadpool(SqlRuntime.open, settings, MIGRATIONS, None, "users")
+        runtime = await run_in_threadpool(
+            SqlRuntime.open, settings, MIGRATIONS, None, "users", uses_bus=False
+        )
         app.state.runtime = runtime
         try:
             yield

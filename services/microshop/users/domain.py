@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from argon2 import PasswordHasher
-
-from microshop.platform.auth import hash_password, verify_password
+from microshop.platform.auth import hash_password, password_needs_rehash, verify_password
 
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 8
@@ -17,10 +15,6 @@ NAME_MAX_LENGTH = 100
 EMAIL_TAKEN = "a user with this email already exists"
 BAD_CREDENTIALS = "incorrect email or password"
 USER_GONE = "user not found"
-
-# Same parameters as microshop.platform.auth's hasher (the library's defaults); only used to ask
-# whether a stored hash was made with older parameters.
-_current_parameters = PasswordHasher()
 
 
 def normalise_email(email: str) -> str:
@@ -47,4 +41,4 @@ def credentials_match(password_hash: str | None, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     """True when the hash was made with weaker parameters than today's."""
-    return _current_parameters.check_needs_rehash(password_hash)
+    return password_needs_rehash(password_hash)

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
 from microshop.events import PaymentFailed, PaymentSucceeded
 from microshop.notifications.app import create_app
 from microshop.notifications.handlers import QUEUE, PaymentSucceededHandler
@@ -18,7 +20,6 @@ from microshop.notifications.settings import NotificationsSettings
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, Unroutable
 from microshop.platform.outbox import to_message
-from sqlalchemy import func, select
 
 ALICE, BOB = "user-alice", "user-bob"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from microshop.notifications.domain import format_money, order_paid_message
 
 

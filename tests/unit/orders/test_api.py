@@ -63,7 +63,10 @@ def test_catalog_is_seeded_with_integer_cent_prices(client: TestClient) -> None:
     assert response.status_code == 200
     products = {p["sku"]: p for p in response.json()}
     assert products["MUG-CLASSIC"] == {
-        "sku": "MUG-CLASSIC", "name": "Classic mug", "price_cents": 1200, "currency": "EUR",
+        "sku": "MUG-CLASSIC",
+        "name": "Classic mug",
+        "price_cents": 1200,
+        "currency": "EUR",
     }
 
 
@@ -71,7 +74,8 @@ def test_placing_an_order_answers_202_pending_priced_from_the_catalog(
     client: TestClient, alice: dict[str, str], published: list[IncomingMessage]
 ) -> None:
     response = place(
-        client, alice,
+        client,
+        alice,
         items=[{"sku": "MUG-CLASSIC", "quantity": 2, "unit_price_cents": 1}],
     )
     assert response.status_code == 202, response.text
@@ -100,7 +104,9 @@ def test_same_key_same_body_returns_the_same_order_and_one_event(
     assert client.get("/api/v1/orders", headers=alice).json()["total"] == 2
 
 
-def test_same_key_with_another_body_is_a_conflict(client: TestClient, alice: dict[str, str]) -> None:
+def test_same_key_with_another_body_is_a_conflict(
+    client: TestClient, alice: dict[str, str]
+) -> None:
     assert place(client, alice, key="k").status_code == 202
     response = place(client, alice, key="k", payment_method="pm_card_mastercard")
     assert response.status_code == 409

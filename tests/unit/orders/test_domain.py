@@ -54,7 +54,9 @@ def test_same_request_has_the_same_fingerprint_whatever_the_item_order() -> None
     b = request_fingerprint([RequestedItem("B", 2), RequestedItem("A", 1)], "pm_card_visa")
     assert a == b
     assert a != request_fingerprint([RequestedItem("A", 2), RequestedItem("B", 2)], "pm_card_visa")
-    assert a != request_fingerprint([RequestedItem("A", 1), RequestedItem("B", 2)], "pm_card_mastercard")
+    assert a != request_fingerprint(
+        [RequestedItem("A", 1), RequestedItem("B", 2)], "pm_card_mastercard"
+    )
 
 
 def test_idempotency_id_is_per_user_and_key() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from microshop.platform.auth import KeyPair, generate_key_pair
 from microshop.users.app import create_app
 from microshop.users.settings import UsersSettings

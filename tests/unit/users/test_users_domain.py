@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from microshop.platform.auth import hash_password
 from microshop.users.domain import credentials_match, normalise_email
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import IntegrityError
+
 from microshop.platform.db import make_engine, make_session_factory, migrate
 from microshop.users.app import MIGRATIONS
 from microshop.users.models import User, UsersBase
-from sqlalchemy import Engine, inspect
-from sqlalchemy.exc import IntegrityError
 
 
 @pytest.fixture

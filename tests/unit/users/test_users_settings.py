@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from microshop.platform.auth import KeyPair
 from microshop.users.app import create_app
 from microshop.users.settings import UsersSettings
-from pydantic import ValidationError
 
 
 def test_production_requires_the_private_key(keys: KeyPair) -> None:

@@ -46,6 +46,7 @@ class MemoryBus(Bus):
         self._lock = threading.Lock()
         self._timers: set[threading.Timer] = set()
         self._closed = False
+        self._users = 1  # services in one process share a bus: the last one to close closes it
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         if self._closed:
@@ -125,6 +126,10 @@ class MemoryBus(Bus):
         return list(self._queues[queue].dead)
 
     def close(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
         self._closed = True
         for timer in self._timers:
             timer.cancel()
@@ -145,6 +150,9 @@ def shared_memory_bus(url: str, retry: RetryPolicy) -> Bus:
         bus = _shared.get(url)
         if bus is None or bus._closed:
             bus = _shared[url] = MemoryBus(retry)
+        else:
+            with bus._lock:
+                bus._users += 1
         return bus
 
 
@@ -152,5 +160,6 @@ def forget_shared_buses() -> None:
     """Close and drop every shared in-process bus (standalone shutdown, tests)."""
     with _shared_lock:
         for bus in _shared.values():
+            bus._users = 1
             bus.close()
         _shared.clear()

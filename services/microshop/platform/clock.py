@@ -1,0 +1,10 @@
+"""Time in UTC: what every service stores, and how a stored value is read back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def as_utc(value: datetime) -> datetime:
+    """Stores that drop the zone (SQLite, the embedded document store) hand back naive UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
