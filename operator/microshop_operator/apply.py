@@ -27,13 +27,13 @@ Obj = dict[str, Any]
 
 FIELD_MANAGER = "microshop-operator"
 
-# The kinds the operator reads or writes, with their URL names (all of them namespaced).
+# The kinds the operator reads or writes, with their URL names (all namespaced);
+# operator/rbac.yaml grants exactly these.
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "Secret"): "secrets",
     ("v1", "Service"): "services",
     ("v1", "ServiceAccount"): "serviceaccounts",
-    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",

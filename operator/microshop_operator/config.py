@@ -25,3 +25,5 @@ class OperatorConfig(BaseSettings):
     # With a name, replicas elect a leader through kopf's peering objects (the peering CRDs
     # must be installed); without one, this replica assumes it is alone.
     peering_name: str | None = None
+    # With a port, Prometheus metrics (reconciles by outcome, their duration) are served there.
+    metrics_port: int | None = Field(default=None, gt=0, lt=65536)

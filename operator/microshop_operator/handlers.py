@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import aiohttp
 import kopf
+import prometheus_client
 
 from microshop_operator import constants as c
 from microshop_operator import status as s
@@ -28,6 +29,13 @@ Obj = dict[str, Any]
 ShopKey = tuple[str, str]  # (namespace, name)
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+RECONCILES = prometheus_client.Counter(
+    "microshop_operator_reconciles", "Reconciles of a Shop by outcome", ["outcome"]
+)
+RECONCILE_SECONDS = prometheus_client.Histogram(
+    "microshop_operator_reconcile_seconds", "Time to reconcile one Shop"
+)
 
 
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -87,7 +95,7 @@ class Reconciler:
         """Apply the Shop's whole desired state and report it; raises for kopf's retries."""
         state = self._state(shop)
         async with state.lock:
-            await self._reconcile(shop, state, logger)
+            await self._measured(shop, state, logger)
 
     async def reconcile_periodically(
         self, shop: Obj, logger: logging.Logger | logging.LoggerAdapter[Any]
@@ -112,7 +120,7 @@ class Reconciler:
             if shop is None or shop["metadata"].get("deletionTimestamp"):
                 return
             try:
-                await self._reconcile(shop, state, logger)
+                await self._measured(shop, state, logger)
             except (kopf.PermanentError, kopf.TemporaryError) as error:
                 logger.warning(f"reconcile of {namespace}/{name} after a child change: {error}")
 
@@ -121,6 +129,23 @@ class Reconciler:
 
     def _state(self, shop: Obj) -> _ShopState:
         return self._shops.setdefault(_key(shop), _ShopState())
+
+    async def _measured(
+        self, shop: Obj, state: _ShopState, logger: logging.Logger | logging.LoggerAdapter[Any]
+    ) -> None:
+        outcome = "error"
+        with RECONCILE_SECONDS.time():
+            try:
+                await self._reconcile(shop, state, logger)
+                outcome = "success"
+            except kopf.PermanentError:
+                outcome = "invalid"
+                raise
+            except kopf.TemporaryError:
+                outcome = "retry"
+                raise
+            finally:
+                RECONCILES.labels(outcome=outcome).inc()
 
     async def _reconcile(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
+import prometheus_client
 
 from microshop_operator import constants as c
 from microshop_operator import handlers
@@ -21,6 +22,8 @@ OWNED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     handlers.configure(settings, CONFIG)
+    if CONFIG.metrics_port:
+        prometheus_client.start_http_server(CONFIG.metrics_port)
     memo.reconciler = handlers.Reconciler(handlers.connect(settings, CONFIG))
 
 
