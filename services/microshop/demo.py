@@ -64,13 +64,13 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
             say(f"   {p['sku']:<12} {p['name']:<20} {_money(p['price_cents'], p['currency'])}")
 
         orders = {}
-        for label, method, items in (
+        for step, label, method, items in (
             (
                 "paid",
                 "pm_card_visa",
                 [{"sku": "MUG-CLASSIC", "quantity": 2}, {"sku": "STICKERS-5", "quantity": 1}],
             ),
-            ("declined", "pm_card_chargeDeclined", [{"sku": "HOODIE-GREY", "quantity": 1}]),
+            (5, "declined", "pm_card_chargeDeclined", [{"sku": "HOODIE-GREY", "quantity": 1}]),
         ):
             key = str(uuid.uuid4())
             body = {"items": items, "payment_method": method}
@@ -83,13 +83,13 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
             if replay["id"] != order["id"]:
                 raise DemoFailed("the same Idempotency-Key made a second order")
             say(
-                f"4. place the {label} order with {method}: {order['status']}, "
+                f"{step}. place the {label} order with {method}: {order['status']}, "
                 f"total {_money(order['total_cents'], order['currency'])} "
                 f"(retried with the same Idempotency-Key: same order {order['id'][:8]})"
             )
             orders[label] = order
 
-        say("5. wait for each order to settle (the saga runs over the bus)")
+        say("6. wait for each order to settle (the saga runs over the bus)")
         for label, order in orders.items():
             deadline = time.monotonic() + 20
             while True:
@@ -105,7 +105,7 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
         if orders["paid"]["status"] != "PAID" or orders["declined"]["status"] != "PAYMENT_FAILED":
             raise DemoFailed(f"unexpected outcome: {orders}")
 
-        say("6. payments")
+        say("7. payments")
         for label, order in orders.items():
             payments = await call("GET", "/api/v1/payments", 200, params={"order_id": order["id"]})
             for p in payments:
@@ -114,7 +114,7 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
                     f"   {label:<8} {_money(p['amount_cents'], p['currency'])}: {p['status']}{code}"
                 )
 
-        say("7. notifications")
+        say("8. notifications")
         deadline = time.monotonic() + 10
         while True:
             notifications = await call("GET", "/api/v1/notifications", 200)
