@@ -66,6 +66,7 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
         orders = {}
         for step, label, method, items in (
             (
+                4,
                 "paid",
                 "pm_card_visa",
                 [{"sku": "MUG-CLASSIC", "quantity": 2}, {"sku": "STICKERS-5", "quantity": 1}],

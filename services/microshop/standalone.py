@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -62,7 +63,7 @@ def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[st
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create_key_pair(data_dir / "keys")
     bus_url = f"memory://{data_dir}"
-    common = {"jwt_public_key": keys.public_pem, "bus_url": bus_url, "host": host}
+    common: dict[str, Any] = {"jwt_public_key": keys.public_pem, "bus_url": bus_url, "host": host}
 
     def sqlite(name: str) -> str:
         return f"sqlite:///{data_dir / f'{name}.db'}"

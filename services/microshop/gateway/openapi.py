@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -40,21 +41,29 @@ _GATEWAY_PATHS: dict[str, Any] = {
 }
 
 
+def _routers_of(module: ModuleType) -> list[APIRouter]:
+    # The contract is one `router`; a module that splits its routes over several module-level
+    # APIRouters (users: `users_router`, `auth_router`) is documented in full rather than not.
+    router = getattr(module, "router", None)
+    if isinstance(router, APIRouter):
+        return [router]
+    return [value for value in vars(module).values() if isinstance(value, APIRouter)]
+
+
 def service_routers() -> tuple[list[APIRouter], list[str]]:
-    """Each service's `microshop.<service>.api.router`, and the names that could not be loaded."""
+    """The routers of each `microshop.<service>.api`, and the services that could not be loaded."""
     routers: list[APIRouter] = []
     missing: list[str] = []
     for service in SERVICES:
         try:
-            module = importlib.import_module(f"microshop.{service}.api")
-            router = module.router
-            if not isinstance(router, APIRouter):
-                raise TypeError(f"microshop.{service}.api.router is not an APIRouter")
+            found = _routers_of(importlib.import_module(f"microshop.{service}.api"))
+            if not found:
+                raise LookupError(f"microshop.{service}.api has no APIRouter")
         except Exception:
             log.warning("OpenAPI: leaving out the %s service's routes", service, exc_info=True)
             missing.append(service)
             continue
-        routers.append(router)
+        routers.extend(found)
     return routers, missing
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -58,7 +59,7 @@ class OrderCreatedHandler:
             created_at=datetime.now(UTC),
         )
         session.add(payment)
-        common = {
+        common: dict[str, Any] = {
             "payment_id": payment.id,
             "order_id": payment.order_id,
             "user_id": payment.user_id,

@@ -8,9 +8,18 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    Engine,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.platform.clock import as_utc
 
@@ -33,7 +42,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_pragmas(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
@@ -46,7 +55,7 @@ def make_engine(url: str) -> Engine:
     raise ValueError(f"unsupported database URL {url!r}: use postgresql+psycopg://… or sqlite:///…")
 
 
-def make_session_factory(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -79,7 +88,7 @@ def ping(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
-def run_migrations_env(target_metadata: object) -> None:
+def run_migrations_env(target_metadata: MetaData) -> None:
     """Body of every service's migrations/env.py: run online on the connection migrate() passes."""
     from alembic import context
 

@@ -62,7 +62,9 @@ def to_message(event: Event, headers: dict[str, str] | None = None) -> OutgoingM
 class SqlOutbox:
     """The outbox of a SQL service. `add` joins the caller's transaction; the relay drains it."""
 
-    def __init__(self, session_factory: sessionmaker, model: type[OutboxMixin], batch: int = 100):  # type: ignore[type-arg]
+    def __init__(
+        self, session_factory: sessionmaker[Session], model: type[Any], batch: int = 100
+    ) -> None:
         self.session_factory, self.model, self.batch = session_factory, model, batch
 
     def add(self, session: Session, event: Event, headers: dict[str, str] | None = None) -> None:
@@ -105,7 +107,9 @@ class SqlOutbox:
 class SqlInbox:
     """Runs a consumer's change at most once per event_id, in one transaction with its mark."""
 
-    def __init__(self, session_factory: sessionmaker, model: type[InboxMixin], consumer: str):  # type: ignore[type-arg]
+    def __init__(
+        self, session_factory: sessionmaker[Session], model: type[Any], consumer: str
+    ) -> None:
         self.session_factory, self.model, self.consumer = session_factory, model, consumer
 
     def process_once(self, event_id: str, change: Callable[[Session], None]) -> bool:

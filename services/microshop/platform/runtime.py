@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.platform import db
 from microshop.platform.auth import TokenVerifier
@@ -40,7 +40,7 @@ def open_bus(settings: DatabaseSettings) -> Bus:
 @dataclass
 class SqlRuntime:
     engine: Engine
-    sessions: sessionmaker  # type: ignore[type-arg]
+    sessions: sessionmaker[Session]
     bus: Bus | None = None
     outbox: SqlOutbox | None = None
     relay: OutboxRelay | None = None
