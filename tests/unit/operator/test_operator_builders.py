@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from microshop_operator.builders import (
     build_children,
     build_generated_secrets,

@@ -8,6 +8,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+
 from microshop_operator.spec import InvalidSpec, parse_shop
 
 Obj = dict[str, Any]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from microshop_operator.builders import build_children, build_generated_secrets
 from microshop_operator.cli import main
 
