@@ -9,7 +9,9 @@ import types
 import httpx
 import pytest
 from fastapi import APIRouter
-from microshop.gateway.openapi import SERVICES
+from fastapi.routing import APIRoute
+
+from microshop.gateway.openapi import SERVICES, service_routers
 
 from .conftest import GatewayFactory
 from .support import closed_port
@@ -55,16 +57,21 @@ def test_openapi_is_served_with_the_gateways_routes(gateway: httpx.Client) -> No
 
 
 @pytest.fixture
-def service_routers(monkeypatch: pytest.MonkeyPatch) -> None:
+def stand_in_routers(monkeypatch: pytest.MonkeyPatch) -> None:
     """Stand-in `microshop.<service>.api` modules, as the services will provide them."""
-    users = APIRouter(prefix="/api/v1", tags=["users"])
+    users = APIRouter(prefix="/api/v1/users", tags=["users"])
+    auth = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
-    @users.post("/users", status_code=201)
+    @users.post("", status_code=201)
     async def create_user() -> dict[str, str]:
         return {}
 
-    @users.get("/users/me")
+    @users.get("/me")
     async def read_me() -> dict[str, str]:
+        return {}
+
+    @auth.post("/token")
+    async def issue_token() -> dict[str, str]:
         return {}
 
     orders = APIRouter(prefix="/api/v1", tags=["orders"])
@@ -77,16 +84,20 @@ def service_routers(monkeypatch: pytest.MonkeyPatch) -> None:
     async def place_order() -> dict[str, str]:
         return {}
 
-    for service, router in {"users": users, "orders": orders}.items():
+    modules = {
+        "users": {"users_router": users, "auth_router": auth},  # split over two routers
+        "orders": {"router": orders},
+        "payments": {},  # no router: left out, not fatal
+    }
+    for service, attributes in modules.items():
         module = types.ModuleType(f"microshop.{service}.api")
-        module.router = router  # type: ignore[attr-defined]
+        for name, value in attributes.items():
+            setattr(module, name, value)
         monkeypatch.setitem(sys.modules, f"microshop.{service}.api", module)
-    # payments and notifications: a module without a router is left out, not fatal.
-    monkeypatch.setitem(sys.modules, "microshop.payments.api", types.ModuleType("broken"))
 
 
 def test_openapi_includes_the_services_routes_and_marks_protected_ones(
-    start_gateway: GatewayFactory, service_routers: None
+    start_gateway: GatewayFactory, stand_in_routers: None
 ) -> None:
     gateway = start_gateway()
 
@@ -97,3 +108,19 @@ def test_openapi_includes_the_services_routes_and_marks_protected_ones(
     assert "security" not in paths["/api/v1/products"]["get"]
     assert paths["/api/v1/users/me"]["get"]["security"] == [{"bearerAuth": []}]
     assert paths["/api/v1/orders"]["post"]["security"] == [{"bearerAuth": []}]
+
+
+def test_openapi_documents_every_route_of_the_real_services(gateway: httpx.Client) -> None:
+    routers, missing = service_routers()
+    expected = {
+        route.path
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+    }
+
+    paths = set(gateway.get("/openapi.json").json()["paths"])
+
+    assert missing == []
+    assert expected <= paths
+    assert {"/api/v1/users", "/api/v1/auth/token", "/api/v1/orders"} <= paths
