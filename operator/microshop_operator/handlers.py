@@ -191,8 +191,12 @@ class Reconciler:
                     changed.append(ident)
                     state.versions[ident] = version
                 applied[child["kind"], child["metadata"]["name"]] = result
-        except ApiError as error:
-            message = f"{error.reason}: {error.message}"
+        except (ApiError, aiohttp.ClientError, TimeoutError) as error:
+            message = (
+                f"{error.reason}: {error.message}"
+                if isinstance(error, ApiError)
+                else f"the API did not answer: {error!r}"
+            )
             await self._report(
                 shop, s.Observation(generation, problem=(s.Reason.APPLY_FAILED, message))
             )

@@ -43,6 +43,7 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
     *SHOP,
     interval=CONFIG.reconcile_interval_seconds,
     initial_delay=CONFIG.reconcile_interval_seconds,
+    backoff=CONFIG.retry_backoff_seconds,
 )
 async def reconcile_periodically(
     body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any
