@@ -82,7 +82,7 @@ def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[st
         ),
         "orders": orders_app(
             OrdersSettings(
-                **common, port=ports.orders, database_url=f"montydb://{data_dir / 'orders'}"
+                **common, port=ports.orders, database_url=f"montydb:///{data_dir / 'orders'}"
             )
         ),
         "payments": payments_app(

@@ -171,7 +171,7 @@ def shop(
             "MICROSHOP_DATABASE_URL": postgres["users"],
             "MICROSHOP_JWT_PRIVATE_KEY": keys.private_pem,
         },
-        "orders": {"MICROSHOP_DATABASE_URL": f"montydb://{workdir / 'orders'}"},
+        "orders": {"MICROSHOP_DATABASE_URL": f"montydb:///{workdir / 'orders'}"},
         "payments": {"MICROSHOP_DATABASE_URL": postgres["payments"]},
         "notifications": {"MICROSHOP_DATABASE_URL": postgres["notifications"]},
     }

@@ -52,7 +52,10 @@ def connect(url: str, database_name: str) -> tuple[Any, Any, bool]:
     if url.startswith("montydb://"):
         from montydb import MontyClient, set_storage
 
-        path = url.removeprefix("montydb://") or "./data/orders"
+        # Like sqlite:///: three slashes then a relative path, four for an absolute one.
+        path = url.removeprefix("montydb:///")
+        if not path or path == url:
+            raise ValueError(f"{url!r}: use montydb:///relative/path or montydb:////absolute/path")
         set_storage(path, storage="sqlite", use_bson=False)
         client = MontyClient(path)
         return client, client[database_name], True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from microshop.events import OrderCreated, PaymentFailed, PaymentSucceeded, parse_event
 from microshop.orders.app import create_app
 from microshop.orders.settings import OrdersSettings
+from microshop.orders.store import OrderStore
 from microshop.platform.auth import KeyPair
 from microshop.platform.bus import IncomingMessage
 from microshop.platform.outbox import to_message
@@ -24,10 +26,14 @@ def bus_url() -> str:
     return f"memory://orders-test-{uuid.uuid4().hex}"
 
 
-@pytest.fixture
-def client(keys: KeyPair, bus_url: str) -> Iterator[TestClient]:
+@pytest.fixture(params=["mongomock", "montydb"])
+def client(
+    request: pytest.FixtureRequest, keys: KeyPair, bus_url: str, tmp_path: Path
+) -> Iterator[TestClient]:
+    """The service on each pymongo-compatible store we can run here (no MongoDB server)."""
+    urls = {"mongomock": "mongomock://", "montydb": f"montydb:///{tmp_path / 'orders'}"}
     settings = OrdersSettings(
-        database_url="mongomock://",
+        database_url=urls[request.param],
         bus_url=bus_url,
         jwt_public_key=keys.public_pem,
         outbox_poll_seconds=0.05,
@@ -222,3 +228,24 @@ def test_health_and_readiness(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == ["bus", "database"]
+
+
+def test_orders_survive_a_restart_on_the_embedded_store(
+    keys: KeyPair, tmp_path: Path, alice: dict[str, str]
+) -> None:
+    settings = OrdersSettings(
+        database_url=f"montydb:///{tmp_path / 'orders'}",
+        bus_url=f"memory://restart-{uuid.uuid4().hex}",
+        jwt_public_key=keys.public_pem,
+    )
+    with TestClient(create_app(settings)) as first:
+        order_id = place(first, alice, key="kept").json()["id"]
+    with TestClient(create_app(settings)) as second:
+        assert second.get(f"/api/v1/orders/{order_id}", headers=alice).status_code == 200
+        assert place(second, alice, key="kept").json()["id"] == order_id
+
+
+@pytest.mark.parametrize("url", ["montydb://orders", "redis://x", "montydb:///"])
+def test_an_unusable_orders_database_url_is_refused_with_a_reason(url: str) -> None:
+    with pytest.raises(ValueError, match=r"montydb|unsupported"):
+        OrderStore(url)
