@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import RunningApi
+from apiserver import RunningApi
 
 pytestmark = pytest.mark.operator
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RunningApi, wait_for
+from apiserver import RunningApi, wait_for
 
 from microshop_operator.builders import build_children, build_generated_secrets
 
