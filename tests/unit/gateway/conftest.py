@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from microshop.gateway.app import create_app
 from microshop.gateway.settings import GatewaySettings
 from microshop.platform.auth import (

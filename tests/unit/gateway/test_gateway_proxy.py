@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer, generate_key_pair
 
 from .conftest import GatewayFactory, Upstreams

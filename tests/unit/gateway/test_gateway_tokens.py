@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from microshop.gateway.proxy import VerifiedTokens
 from microshop.platform.auth import InvalidToken, KeyPair, Principal, TokenIssuer, TokenVerifier
 
