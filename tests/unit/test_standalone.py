@@ -1,0 +1,87 @@
+"""The standalone shop: the demo's scripted session passes, and data survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from microshop.demo import run_session
+from microshop.standalone import Ports, StandaloneShop
+
+
+def test_the_demo_session_runs_against_a_standalone_shop(tmp_path: Path) -> None:
+    lines: list[str] = []
+
+    async def scenario() -> dict:
+        shop = StandaloneShop(tmp_path, Ports.free())
+        await shop.start()
+        try:
+            return await run_session(shop.gateway_url, say=lines.append)
+        finally:
+            await shop.stop()
+
+    result = asyncio.run(scenario())
+    assert result["orders"]["paid"]["status"] == "PAID"
+    assert result["orders"]["declined"]["status"] == "PAYMENT_FAILED"
+    assert result["orders"]["declined"]["failure_code"] == "card_declined"
+    assert [n["type"] for n in result["notifications"]] == ["order_paid"]
+    assert any("FAILED card_declined" in line for line in lines)
+
+
+def test_data_survives_a_restart(tmp_path: Path) -> None:
+    credentials = {"username": "kept@example.com", "password": "kept-password"}
+
+    async def first_life() -> str:
+        shop = StandaloneShop(tmp_path, Ports.free())
+        await shop.start()
+        try:
+            async with httpx.AsyncClient(base_url=shop.gateway_url) as http:
+                created = await http.post(
+                    "/api/v1/users",
+                    json={
+                        "email": credentials["username"],
+                        "password": credentials["password"],
+                        "name": "Kept",
+                    },
+                )
+                assert created.status_code == 201
+                token = (await http.post("/api/v1/auth/token", data=credentials)).json()
+                order = await http.post(
+                    "/api/v1/orders",
+                    json={
+                        "items": [{"sku": "MUG-CLASSIC", "quantity": 1}],
+                        "payment_method": "pm_card_visa",
+                    },
+                    headers={
+                        "Authorization": f"Bearer {token['access_token']}",
+                        "Idempotency-Key": "kept",
+                    },
+                )
+                assert order.status_code == 202
+                return str(order.json()["id"])
+        finally:
+            await shop.stop()
+
+    async def second_life(order_id: str) -> dict:
+        shop = StandaloneShop(tmp_path, Ports.free())
+        await shop.start()
+        try:
+            async with httpx.AsyncClient(base_url=shop.gateway_url) as http:
+                token = await http.post("/api/v1/auth/token", data=credentials)
+                assert token.status_code == 200  # the user and the signing key were kept
+                auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+                for _ in range(200):
+                    order = (await http.get(f"/api/v1/orders/{order_id}", headers=auth)).json()
+                    if order["status"] != "PENDING":
+                        break
+                    await asyncio.sleep(0.05)
+                return dict(order)
+        finally:
+            await shop.stop()
+
+    order_id = asyncio.run(first_life())
+    order = asyncio.run(second_life(order_id))
+    assert order["id"] == order_id
+    assert order["status"] == "PAID"
