@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from microshop.platform import db
 from microshop.platform.auth import TokenVerifier
 from microshop.platform.bus import Bus, Handler, RetryPolicy, connect_bus
 from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
+from microshop.platform.web import create_app as create_platform_app
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +88,55 @@ class SqlRuntime:
         if self.bus is not None:
             self.bus.close()
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A queue a service consumes, its bindings, and how to make its handler from the runtime."""
+
+    queue: str
+    routing_keys: tuple[str, ...]
+    handler: Callable[[SqlRuntime], Handler]
+
+
+def create_sql_service_app(
+    *,
+    name: str,
+    settings: DatabaseSettings,
+    migrations_dir: Path,
+    routers: Sequence[APIRouter],
+    outbox_model: type[OutboxMixin] | None = None,
+    subscriptions: Sequence[Subscription] = (),
+    uses_bus: bool = True,
+) -> FastAPI:
+    """The app of a service on its own SQL database: its lifespan opens the runtime (database,
+    migrations, bus, relay), starts its consumers, and closes everything at shutdown."""
+    verifier = token_verifier(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await run_in_threadpool(
+            SqlRuntime.open, settings, migrations_dir, outbox_model, name, uses_bus=uses_bus
+        )
+        app.state.runtime = runtime
+        try:
+            for subscription in subscriptions:
+                await run_in_threadpool(
+                    runtime.subscribe,
+                    subscription.queue,
+                    subscription.routing_keys,
+                    subscription.handler(runtime),
+                )
+            yield
+        finally:
+            await run_in_threadpool(runtime.close)
+
+    app = create_platform_app(
+        title=f"microshop {name}",
+        lifespan=lifespan,
+        readiness=lambda app: app.state.runtime.readiness(),
+    )
+    app.state.token_verifier = verifier
+    for router in routers:
+        app.include_router(router)
+    return app

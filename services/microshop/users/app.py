@@ -1,17 +1,13 @@
-"""The users service's ASGI app: its lifespan opens the database (and the bus it is given)."""
+"""The users service's ASGI app: its database and the key that signs access tokens."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from microshop.platform.auth import TokenIssuer
-from microshop.platform.runtime import SqlRuntime, token_verifier
-from microshop.platform.web import create_app as create_platform_app
+from microshop.platform.runtime import create_sql_service_app
 from microshop.users.api import auth_router, users_router
 from microshop.users.settings import UsersSettings
 
@@ -28,28 +24,14 @@ def token_issuer(settings: UsersSettings) -> TokenIssuer:
 
 def create_app(settings: UsersSettings | None = None) -> FastAPI:
     settings = settings or UsersSettings()
-    verifier = token_verifier(settings)
     issuer = token_issuer(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # No outbox: the users service publishes no events.
-        runtime = await run_in_threadpool(
-            SqlRuntime.open, settings, MIGRATIONS, None, "users", uses_bus=False
-        )
-        app.state.runtime = runtime
-        try:
-            yield
-        finally:
-            await run_in_threadpool(runtime.close)
-
-    app = create_platform_app(
-        title="microshop users",
-        lifespan=lifespan,
-        readiness=lambda app: app.state.runtime.readiness(),
+    # users publishes and consumes nothing: no bus, so a broker outage leaves it ready.
+    app = create_sql_service_app(
+        name="users",
+        settings=settings,
+        migrations_dir=MIGRATIONS,
+        routers=[users_router, auth_router],
+        uses_bus=False,
     )
-    app.state.token_verifier = verifier
     app.state.token_issuer = issuer
-    app.include_router(users_router)
-    app.include_router(auth_router)
     return app
