@@ -80,7 +80,12 @@ def build_deployment(ctx: ShopContext, service: str) -> Obj:
         # a missing database or bus keeps the pod unready rather than restarting it.
         "startupProbe": _probe("/healthz", period=2, failures=60),
         "livenessProbe": _probe("/healthz", period=10, failures=3),
-        "readinessProbe": _probe("/readyz", period=5, failures=3),
+        # The gateway's /readyz reports every upstream; probing it would take the whole API
+        # out of its Service when one service is down. Each upstream's own readiness already
+        # keeps its Service empty, and the gateway answers 503 for it alone.
+        "readinessProbe": _probe(
+            "/healthz" if service == c.GATEWAY else "/readyz", period=5, failures=3
+        ),
         "securityContext": container_security_context(c.SERVICE_UID),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
