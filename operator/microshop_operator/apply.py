@@ -15,6 +15,7 @@ import base64
 import json
 import ssl
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,20 @@ def object_url(api_version: str, kind: str, namespace: str, name: str | None = N
 class KubernetesApi:
     """An authenticated session to the API server; opened at start-up, closed at clean-up."""
 
-    def __init__(self, info: kopf.ConnectionInfo, *, timeout: aiohttp.ClientTimeout) -> None:
+    def __init__(
+        self,
+        info: kopf.ConnectionInfo,
+        *,
+        timeout: aiohttp.ClientTimeout,
+        relogin: Callable[[], kopf.ConnectionInfo | None] | None = None,
+    ) -> None:
         self._files = tempfile.TemporaryDirectory(prefix="microshop-operator-")
         self._server = info.server.rstrip("/")
+        self._credentials = info.as_http_headers()
+        # Service account tokens are rotated by the kubelet: on a 401 log in again (re-reading
+        # the token file or kubeconfig, as kopf's own client does) and retry once.
+        self._relogin = relogin
         self._session = aiohttp.ClientSession(
-            headers=info.as_http_headers(),
             connector=aiohttp.TCPConnector(ssl=self._ssl(info)),
             timeout=timeout,
         )
@@ -110,22 +120,40 @@ class KubernetesApi:
         content_type: str = "application/json",
         params: dict[str, str] | None = None,
     ) -> Obj:
-        async with self._session.request(
-            method,
-            self._server + url,
-            data=None if body is None else json.dumps(body),
-            headers={"Content-Type": content_type, "Accept": "application/json"},
-            params=params,
-        ) as response:
-            payload = await response.json(content_type=None) if await response.read() else {}
-            if response.status >= 400:
-                raise ApiError(
-                    response.status,
-                    str(payload.get("reason", response.reason)),
-                    str(payload.get("message", "")),
-                )
-            result: Obj = payload
-            return result
+        for attempt in (1, 2):
+            async with self._session.request(
+                method,
+                self._server + url,
+                data=None if body is None else json.dumps(body),
+                headers={
+                    **self._credentials,
+                    "Content-Type": content_type,
+                    "Accept": "application/json",
+                },
+                params=params,
+            ) as response:
+                payload = await response.json(content_type=None) if await response.read() else {}
+                if response.status == 401 and attempt == 1 and self._renew_credentials():
+                    continue
+                if response.status >= 400:
+                    raise ApiError(
+                        response.status,
+                        str(payload.get("reason", response.reason)),
+                        str(payload.get("message", "")),
+                    )
+                result: Obj = payload
+                return result
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _renew_credentials(self) -> bool:
+        info = self._relogin() if self._relogin is not None else None
+        if info is None:
+            return False
+        renewed = info.as_http_headers()
+        if renewed == self._credentials:
+            return False  # nothing new to try
+        self._credentials = renewed
+        return True
 
     async def apply(self, obj: Obj) -> Obj:
         """Server-side apply: the object's fields become ours; `force` takes them back from

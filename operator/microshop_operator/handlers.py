@@ -64,15 +64,19 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
 
 def connect(settings: kopf.OperatorSettings, config: OperatorConfig) -> KubernetesApi:
     """Log in the way kopf does by default: in-cluster service account, else the kubeconfig."""
-    info = kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-        settings=settings
-    )
+
+    def login() -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
+
+    info = login()
     if info is None:
         raise kopf.LoginError("no service account and no kubeconfig to reach the API with")
     timeout = aiohttp.ClientTimeout(
         total=config.request_timeout_seconds, connect=config.connect_timeout_seconds
     )
-    return KubernetesApi(info, timeout=timeout)
+    return KubernetesApi(info, timeout=timeout, relogin=login)
 
 
 @dataclasses.dataclass
