@@ -37,6 +37,7 @@ RELEASE_NAMESPACE = "microshop-system"
 # Helm's own install order (pkg/release/util/kind_sorter.go), enough for the kinds we ship.
 _INSTALL_ORDER = [
     "Namespace",
+    "NetworkPolicy",
     "CustomResourceDefinition",
     "ServiceAccount",
     "Secret",

@@ -159,6 +159,15 @@ spec:
         periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
         failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
         timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
+      # Ready means the same as alive here: the operator serves no traffic but its metrics, and a
+      # stalled one should drop out of the metrics Service before the liveness probe restarts it.
+      readinessProbe:
+        httpGet:
+          path: /healthz
+          port: health
+        periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
+        failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
+        timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
       securityContext:

@@ -44,6 +44,7 @@ def test_default_render_is_a_valid_standalone_operator(default_objects: list[dic
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "NetworkPolicy",
         "ServiceAccount",
     ]
     deployment = one(default_objects, "Deployment")
@@ -236,3 +237,17 @@ def test_cluster_role_mirrors_operator_rbac_yaml(default_objects: list) -> None:
     actual = one(default_objects, "ClusterRole")["rules"]
 
     assert _normalised(actual) == _normalised(expected)
+
+
+def test_network_policy_admits_only_the_metrics_port_to_the_operator(
+    default_objects: list[dict], non_default_objects: list[dict]
+) -> None:
+    closed = one(default_objects, "NetworkPolicy")
+    opened = one(non_default_objects, "NetworkPolicy")
+    pods = one(non_default_objects, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+
+    assert closed["spec"]["policyTypes"] == ["Ingress"]
+    assert closed["spec"]["ingress"] == []
+    assert opened["spec"]["podSelector"]["matchLabels"].items() <= pods.items()
+    assert opened["spec"]["ingress"] == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]
+    assert not by_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
