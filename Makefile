@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo run test test-unit test-integration test-operator lint format lock images e2e manifests chart-crd clean
+.PHONY: help demo run test test-unit test-integration test-operator lint format lock images e2e manifests chart-crd scan scan-env clean
 
 help:
 	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
@@ -19,6 +19,7 @@ help:
 	@echo "make images - build the two container images (needs Docker)"
 	@echo "make e2e    - end-to-end on a kind cluster (needs Docker and kind)"
 	@echo "make manifests - regenerate manifests/install.yaml and argocd-cm.yaml from the chart"
+	@echo "make scan   - checkov on the rendered chart and example Shops (suppressions: tools/checkov)"
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -30,6 +31,18 @@ $(VENV)/.synced: $(UV) uv.lock pyproject.toml
 	@touch $@
 
 venv: $(VENV)/.synced
+
+# checkov lives in its own locked environment: its pins would downgrade ours if it shared
+# uv.lock (the reason is in tools/checkov/pyproject.toml).
+SCAN_VENV := .venv-scan
+$(SCAN_VENV)/.synced: $(UV) tools/checkov/uv.lock tools/checkov/pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(SCAN_VENV) $(UV) sync --frozen --project tools/checkov --python $(PYTHON) --quiet
+	@touch $@
+
+scan-env: $(SCAN_VENV)/.synced
+
+scan: $(VENV)/.synced $(SCAN_VENV)/.synced
+	$(BIN)/python -m tools.security_scan
 
 demo: $(VENV)/.synced
 	$(BIN)/python -m microshop demo
@@ -46,10 +59,10 @@ format: $(VENV)/.synced
 	$(BIN)/ruff check --fix services operator tests bench tools
 	$(BIN)/ruff format services operator tests bench tools
 
-test: lint
+test: lint $(SCAN_VENV)/.synced
 	$(BIN)/python -m pytest
 
-test-unit: $(VENV)/.synced
+test-unit: $(VENV)/.synced $(SCAN_VENV)/.synced
 	$(BIN)/python -m pytest tests/unit
 
 test-integration: $(VENV)/.synced
@@ -84,6 +97,7 @@ e2e: $(VENV)/.synced
 
 lock: $(UV)
 	$(UV) lock --python $(PYTHON)
+	$(UV) lock --project tools/checkov --python $(PYTHON)
 
 clean:
-	rm -rf .venv .uv .data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-scan .uv .data .pytest_cache .mypy_cache .ruff_cache
