@@ -18,6 +18,7 @@ from microshop_operator.builders import (
     generate_secret_data,
 )
 from microshop_operator.spec import InvalidSpec
+from tests.support.pss import assert_restricted
 
 Obj = dict[str, Any]
 
@@ -92,8 +93,12 @@ def _pod_templates(objects: list[Obj]) -> list[tuple[str, Obj]]:
 
 
 def test_every_pod_is_restricted(example: Obj) -> None:
-    templates = _pod_templates(build_children(example))
+    children = build_children(example)
+    templates = _pod_templates(children)
     assert len(templates) >= 9
+    # Every control of the standard, the same check the chart's pods pass...
+    assert assert_restricted(children) == len(templates)
+    # ...and what we hold ourselves to beyond it.
     for name, pod in templates:
         security = pod["securityContext"]
         assert security["runAsNonRoot"] is True, name
