@@ -177,7 +177,16 @@ class Reconciler:
 
         # 3. Generated Secrets first, each created once and never rotated.
         try:
-            for secret in build_generated_secrets(shop, generate=True):
+            # Look before generating: in the steady state every reconcile finds them all and
+            # draws no key material at all.
+            missing = [
+                secret["metadata"]["name"]
+                for secret in build_generated_secrets(shop, generate=False)
+                if await self.api.get("v1", "Secret", _key(shop)[0], secret["metadata"]["name"])
+                is None
+            ]
+            fresh = build_generated_secrets(shop, generate=True) if missing else []
+            for secret in (s for s in fresh if s["metadata"]["name"] in missing):
                 if await self.api.create_if_absent(_owned(secret, shop)):
                     kopf.info(
                         _body(shop),
