@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from microshop.gateway.openapi import install_public_openapi
-from microshop.gateway.proxy import ApiDispatch, ApiProxy, Upstreams
+from microshop.gateway.proxy import ApiDispatch, ApiProxy, Upstreams, proxy_route
 from microshop.gateway.settings import GatewaySettings
 from microshop.platform.auth import TokenVerifier
+from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
 from microshop.platform.web import ReadinessCheck, RequestIdMiddleware
 from microshop.platform.web import create_app as create_service_app
 
@@ -51,6 +52,8 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier) -> FastAPI:
 
     app = create_service_app(
         title="microshop",
+        service="gateway",
+        settings=settings,
         version="1.0.0",
         lifespan=lifespan,
         readiness=_upstream_readiness(upstreams),
@@ -59,6 +62,10 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier) -> FastAPI:
     app.state.upstreams = upstreams
     # Outermost user middleware: /api/v1 skips FastAPI's routing; the proxy gets the platform's
     # request-id handling and unexpected errors still reach the platform's 500 handler.
-    app.add_middleware(ApiDispatch, api=RequestIdMiddleware(ApiProxy(upstreams, verifier)))
+    # The proxy records its own requests (per route prefix) into the app's telemetry.
+    telemetry: ServiceTelemetry = app.state.telemetry
+    proxy = ApiProxy(upstreams, verifier, telemetry.tracer)
+    api = RequestIdMiddleware(HttpTelemetry(proxy, telemetry, route_of=proxy_route))
+    app.add_middleware(ApiDispatch, api=api)
     install_public_openapi(app)
     return app

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 import aiohttp
 import jwt
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
@@ -79,6 +81,15 @@ def service_for(path: str) -> str | None:
         if _under(path, prefix):
             return service
     return None
+
+
+def proxy_route(scope: Scope) -> str:
+    """The route prefix a request went to, as its metrics label (raw paths hold ids)."""
+    path: str = scope["path"]
+    for prefix, _ in ROUTES:
+        if _under(path, prefix):
+            return prefix
+    return "unmatched"
 
 
 def is_public(method: str, path: str) -> bool:
@@ -256,9 +267,12 @@ class ApiProxy:
     X-Request-ID.
     """
 
-    def __init__(self, upstreams: Upstreams, verifier: TokenVerifier) -> None:
+    def __init__(
+        self, upstreams: Upstreams, verifier: TokenVerifier, tracer: Tracer | None = None
+    ) -> None:
         self.upstreams = upstreams
         self.tokens = VerifiedTokens(verifier)
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -299,16 +313,45 @@ class ApiProxy:
         target = self.upstreams.base_urls[service] + raw_path.decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
+        headers = _upstream_headers(scope)
+        if self.tracer is None:
+            # Tracing off: the caller's own trace headers, if any, pass through untouched.
+            await self._exchange(send, service, method, target, headers, body)
+            return
+        with self.tracer.start_as_current_span(
+            f"{method} {service}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": method, "server.address": service},
+        ) as span:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            headers = [(k, v) for k, v in headers if k.lower() not in carrier]
+            headers.extend(carrier.items())
+            status = await self._exchange(send, service, method, target, headers, body)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+
+    async def _exchange(
+        self,
+        send: Send,
+        service: str,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> int:
+        """Send the request upstream and its answer back; the status the caller got."""
         started = False
         try:
             async with self.upstreams.session.request(
                 method,
                 URL(target, encoded=True),
-                headers=_upstream_headers(scope),
+                headers=headers,
                 data=body or None,
                 allow_redirects=False,
             ) as response:
-                headers = [
+                response_headers = [
                     (name.lower(), value)
                     for name, value in response.raw_headers
                     if name.lower() not in _RESPONSE_DROP
@@ -320,27 +363,33 @@ class ApiProxy:
                         {
                             "type": "http.response.start",
                             "status": response.status,
-                            "headers": headers,
+                            "headers": response_headers,
                         }
                     )
                     started = True
                     await send({"type": "http.response.body", "body": payload})
-                    return
+                    return response.status
                 await send(
-                    {"type": "http.response.start", "status": response.status, "headers": headers}
+                    {
+                        "type": "http.response.start",
+                        "status": response.status,
+                        "headers": response_headers,
+                    }
                 )
                 started = True
                 async for chunk in response.content.iter_chunked(_STREAM_CHUNK):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
+                return response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             if started:
                 # Too late for an error status; the server closes the connection.
                 log.warning("upstream %s failed mid-response: %r", service, exc)
-                return
+                return 502
             status, detail = _classify(service, exc, self.upstreams.settings)
             log.warning("upstream %s: %s (%r)", service, detail, exc)
             await send_json(send, status, {"detail": detail})
+            return status
 
 
 class ApiDispatch:

@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from microshop.orders.api import router
-from microshop.orders.handlers import QUEUE, ROUTING_KEYS, PaymentOutcomeHandler
+from microshop.orders.handlers import QUEUE, ROUTING_KEYS, PaymentOutcomeHandler, SettledOrders
 from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
 from microshop.platform.outbox import OutboxRelay
 from microshop.platform.runtime import open_bus, token_verifier
+from microshop.platform.telemetry import ServiceTelemetry
 from microshop.platform.web import create_app as create_platform_app
 
 
@@ -23,12 +24,16 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = OrderStore(settings.database_url, settings.database_name)
+        telemetry: ServiceTelemetry = app.state.telemetry
+        store = OrderStore(settings.database_url, settings.database_name, telemetry.tracer)
         await run_in_threadpool(store.prepare)
-        bus = open_bus(settings)
+        telemetry.metrics.watch_outbox(store.backlog)
+        bus = open_bus(settings, telemetry)
         relay = OutboxRelay(store, bus, settings.outbox_poll_seconds, "orders")
         app.state.store, app.state.bus, app.state.relay = store, bus, relay
-        await run_in_threadpool(bus.subscribe, QUEUE, ROUTING_KEYS, PaymentOutcomeHandler(store))
+        await run_in_threadpool(
+            bus.subscribe, QUEUE, ROUTING_KEYS, PaymentOutcomeHandler(store, settled)
+        )
         relay.start()
         try:
             yield
@@ -39,9 +44,12 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
     app = create_platform_app(
         title="microshop orders",
+        service="orders",
+        settings=settings,
         lifespan=lifespan,
         readiness=lambda app: {"database": app.state.store.ping, "bus": app.state.bus.ping},
     )
+    settled = SettledOrders(app.state.telemetry.metrics.registry)
     app.state.token_verifier = verifier
     app.include_router(router)
     return app

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from microshop.events import PaymentFailed, PaymentSucceeded
+from microshop.orders.domain import OrderStatus, next_status
 from microshop.orders.store import OrderStore
 from microshop.platform.bus import IncomingMessage
 from microshop.platform.outbox import decode
@@ -15,9 +19,33 @@ QUEUE = "orders.payment-events"
 ROUTING_KEYS = ("payment.succeeded", "payment.failed")
 
 
+class SettledOrders:
+    """Orders by the final state they reached, and how long they took to get there."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.count = Counter(
+            "microshop_orders_settled",
+            "Orders that reached a final state, by that state",
+            ["status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "microshop_order_settle_seconds",
+            "Time from an order being placed to its payment outcome being applied",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900),
+            registry=registry,
+        )
+
+    def observe(self, status: str, placed_at: datetime | None) -> None:
+        self.count.labels(status).inc()
+        if placed_at is not None:
+            self.seconds.observe(max((datetime.now(UTC) - placed_at).total_seconds(), 0.0))
+
+
 class PaymentOutcomeHandler:
-    def __init__(self, store: OrderStore) -> None:
+    def __init__(self, store: OrderStore, settled: SettledOrders | None = None) -> None:
         self.store = store
+        self.settled = settled
 
     def __call__(self, message: IncomingMessage) -> None:
         event = decode(message)
@@ -30,6 +58,9 @@ class PaymentOutcomeHandler:
             event_type=event.type,
             failure_code=failure_code,
         )
+        if outcome == "applied" and self.settled is not None:
+            status = next_status(OrderStatus.PENDING, event.type).value
+            self.settled.observe(status, self.store.placed_at(event.order_id))
         log.info(
             "payment outcome %s", outcome, extra={"order_id": event.order_id, "event": event.type}
         )

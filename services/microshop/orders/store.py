@@ -16,6 +16,7 @@ from typing import Any
 
 import pymongo
 import pymongo.errors
+from opentelemetry.trace import Tracer
 
 from microshop.events import Event, OrderCreated, parse_event
 from microshop.orders.domain import (
@@ -30,6 +31,7 @@ from microshop.platform.bus import OutgoingMessage
 from microshop.platform.clock import as_utc
 from microshop.platform.errors import Conflict
 from microshop.platform.outbox import to_message
+from microshop.platform.telemetry import TracedCollection
 
 
 def _duplicate_key_errors() -> tuple[type[Exception], ...]:
@@ -68,10 +70,15 @@ def connect(url: str, database_name: str) -> tuple[Any, Any, bool]:
 
 
 class OrderStore:
-    def __init__(self, url: str, database_name: str = "orders") -> None:
+    def __init__(
+        self, url: str, database_name: str = "orders", tracer: Tracer | None = None
+    ) -> None:
         self.client, self.db, embedded = connect(url, database_name)
         self.embedded = embedded
         self.orders, self.products = self.db["orders"], self.db["products"]
+        if tracer is not None:
+            self.orders = TracedCollection(self.orders, tracer)
+            self.products = TracedCollection(self.products, tracer)
         # The embedded stores are not made for concurrent writers: serialise access to them.
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if embedded else contextlib.nullcontext()
@@ -227,6 +234,11 @@ class OrderStore:
         if event_id in order.get("processed_event_ids", []):
             return "duplicate"
         return "ignored"  # already settled by another outcome: nothing to change
+
+    def placed_at(self, order_id: str) -> datetime | None:
+        with self._lock:
+            order = self.orders.find_one({"id": order_id}, {"created_at": 1})
+        return as_utc(order["created_at"]) if order else None
 
     # -- outbox -------------------------------------------------------------------------------
     def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:

@@ -16,3 +16,8 @@ def accept_or_make_request_id(value: str | None) -> str:
     if value and _SAFE_REQUEST_ID.match(value):
         return value
     return uuid.uuid4().hex
+
+
+# The service whose request or message is being handled: five services share one process in
+# standalone mode, and their log lines must still say whose they are.
+service_var: ContextVar[str | None] = ContextVar("service", default=None)

@@ -8,7 +8,9 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from microshop.platform.context import request_id_var
+from opentelemetry import trace
+
+from microshop.platform.context import request_id_var, service_var
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -19,19 +21,19 @@ class JsonFormatter(logging.Formatter):
         self.service = service
 
     def format(self, record: logging.LogRecord) -> str:
+        trace_id, span_id = _current_trace_ids()
+        # Every line has the same keys (null when there is no request or span), so a log
+        # pipeline can index them without guessing.
         event: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "service": self.service,
+            "service": service_var.get() or self.service,
             "logger": record.name,
             "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+            "trace_id": trace_id,
+            "span_id": span_id,
         }
-        request_id = request_id_var.get()
-        if request_id:
-            event["request_id"] = request_id
-        trace_id, span_id = _current_trace_ids()
-        if trace_id:
-            event["trace_id"], event["span_id"] = trace_id, span_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 event[key] = value
@@ -41,8 +43,6 @@ class JsonFormatter(logging.Formatter):
 
 
 def _current_trace_ids() -> tuple[str | None, str | None]:
-    from opentelemetry import trace
-
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None, None

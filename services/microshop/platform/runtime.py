@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from microshop.platform.auth import TokenVerifier
 from microshop.platform.bus import Bus, Handler, RetryPolicy, connect_bus
 from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
+from microshop.platform.telemetry import ServiceTelemetry, trace_engine
 from microshop.platform.web import create_app as create_platform_app
 
 log = logging.getLogger(__name__)
@@ -31,13 +33,14 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
     return TokenVerifier(settings.jwt_public_key)
 
 
-def open_bus(settings: DatabaseSettings) -> Bus:
+def open_bus(settings: DatabaseSettings, telemetry: ServiceTelemetry | None = None) -> Bus:
     return connect_bus(
         settings.bus_url,
         RetryPolicy(
             max_attempts=settings.consumer_max_attempts,
             base_delay_seconds=settings.consumer_retry_base_seconds,
         ),
+        telemetry,
     )
 
 
@@ -59,17 +62,22 @@ class SqlRuntime:
         name: str = "service",
         *,
         uses_bus: bool = True,
+        telemetry: ServiceTelemetry | None = None,
     ) -> SqlRuntime:
         engine = db.make_engine(settings.database_url)
         db.migrate(engine, migrations_dir)
+        if telemetry is not None and telemetry.tracer is not None:
+            trace_engine(engine, telemetry.tracer)
         sessions = db.make_session_factory(engine)
-        bus = open_bus(settings) if uses_bus else None
+        bus = open_bus(settings, telemetry) if uses_bus else None
         runtime = cls(engine=engine, sessions=sessions, bus=bus)
         if outbox_model is not None:
             assert bus is not None, "an outbox needs a bus to relay to"
             runtime.outbox = SqlOutbox(sessions, outbox_model)
             runtime.relay = OutboxRelay(runtime.outbox, bus, settings.outbox_poll_seconds, name)
             runtime.relay.start()
+            if telemetry is not None:
+                telemetry.metrics.watch_outbox(runtime.outbox.backlog)
         return runtime
 
     def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
@@ -116,7 +124,15 @@ def create_sql_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(
-            SqlRuntime.open, settings, migrations_dir, outbox_model, name, uses_bus=uses_bus
+            functools.partial(
+                SqlRuntime.open,
+                settings,
+                migrations_dir,
+                outbox_model,
+                name,
+                uses_bus=uses_bus,
+                telemetry=app.state.telemetry,
+            )
         )
         app.state.runtime = runtime
         try:
@@ -133,6 +149,8 @@ def create_sql_service_app(
 
     app = create_platform_app(
         title=f"microshop {name}",
+        service=name,
+        settings=settings,
         lifespan=lifespan,
         readiness=lambda app: app.state.runtime.readiness(),
     )

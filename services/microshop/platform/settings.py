@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,12 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = 0.5
     consumer_max_attempts: int = 5
     consumer_retry_base_seconds: float = 0.5
+    # Where spans go (OTLP/HTTP, e.g. http://collector:4318); tracing is off when empty. The
+    # standard OpenTelemetry variable is honoured, as the operator sets it.
+    otlp_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices("MICROSHOP_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    )
 
     @model_validator(mode="after")
     def _keys_required_in_production(self) -> ServiceSettings:

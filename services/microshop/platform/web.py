@@ -10,13 +10,16 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from microshop.platform.auth import InvalidToken, Principal, TokenVerifier
 from microshop.platform.context import accept_or_make_request_id, request_id_var
 from microshop.platform.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized
+from microshop.platform.settings import ServiceSettings
+from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +91,17 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app(
     *,
     title: str,
+    service: str,
+    settings: ServiceSettings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     readiness: Mapping[str, ReadinessCheck] | Callable[[FastAPI], Mapping[str, ReadinessCheck]],
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with the platform's error handling, request ids, /healthz and /readyz."""
+    """A FastAPI app with the platform's error handling, request ids, telemetry (its own
+    /metrics registry; spans when tracing is configured), /healthz and /readyz."""
     app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
+    telemetry = ServiceTelemetry.open(service, settings.otlp_endpoint)
+    app.state.telemetry = telemetry
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -127,6 +135,12 @@ def create_app(
             )
         return JSONResponse({"status": "ready", "checks": sorted(checks)})
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(telemetry.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    # Request ids outermost, so the server span and its log lines already have one.
+    app.add_middleware(HttpTelemetry, telemetry=telemetry)
     app.add_middleware(RequestIdMiddleware)
     return app
 

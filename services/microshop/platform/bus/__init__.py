@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from microshop.platform.bus.base import (
     Bus,
     Handler,
@@ -12,10 +14,26 @@ from microshop.platform.bus.base import (
     topic_matches,
 )
 
+if TYPE_CHECKING:
+    from microshop.platform.telemetry import ServiceTelemetry
 
-def connect_bus(url: str, retry: RetryPolicy | None = None) -> Bus:
-    """`amqp://…` → RabbitMQ; `memory://` → the in-process bus (standalone mode, unit tests)."""
-    retry = retry or RetryPolicy()
+
+def connect_bus(
+    url: str, retry: RetryPolicy | None = None, telemetry: ServiceTelemetry | None = None
+) -> Bus:
+    """`amqp://…` → RabbitMQ; `memory://` → the in-process bus (standalone mode, unit tests).
+
+    With `telemetry`, the service's view of the bus makes its spans and event metrics.
+    """
+    bus = _connect(url, retry or RetryPolicy())
+    if telemetry is None:
+        return bus
+    from microshop.platform.bus.instrumented import InstrumentedBus
+
+    return InstrumentedBus(bus, telemetry)
+
+
+def _connect(url: str, retry: RetryPolicy) -> Bus:
     if url.startswith(("amqp://", "amqps://")):
         from microshop.platform.bus.rabbit import RabbitBus
 
