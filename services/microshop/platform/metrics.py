@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -65,14 +66,26 @@ class ServiceMetrics:
             registry=r,
         )
         self._outbox: Backlog | None = None
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         r.register(_OutboxCollector(self))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        code = str(status)
-        self.requests.labels(method, route, code).inc()
-        if status >= 500:
-            self.request_errors.labels(method, route, code).inc()
-        self.request_seconds.labels(method, route).observe(seconds)
+        # The labelled children are looked up once per (method, route, status): `labels()`
+        # takes a lock and builds a key, which is measurable on the gateway's hot path.
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            code = str(status)
+            children = self._request_children[key] = (
+                self.requests.labels(method, route, code),
+                self.request_errors.labels(method, route, code) if status >= 500 else None,
+                self.request_seconds.labels(method, route),
+            )
+        requests, errors, duration = children
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        duration.observe(seconds)
 
     def watch_outbox(self, backlog: Backlog) -> None:
         """Report this outbox's backlog on every scrape (the store is only read then)."""
