@@ -8,33 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, Integer, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.platform import db
 from microshop.platform.bus import RetryPolicy
 from microshop.platform.bus.memory import MemoryBus
-from microshop.platform.outbox import InboxMixin, OutboxMixin
-
-
-class PlatformTestBase(DeclarativeBase):
-    pass
-
-
-class Outbox(OutboxMixin, PlatformTestBase):
-    pass
-
-
-class Inbox(InboxMixin, PlatformTestBase):
-    pass
-
-
-class Effect(PlatformTestBase):
-    """What a consumer's change writes; deliberately without a unique key so twins would show."""
-
-    __tablename__ = "effects"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(36))
+from tests.support.outbox_schema import PlatformTestBase
 
 
 @dataclass

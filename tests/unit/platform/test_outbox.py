@@ -16,7 +16,8 @@ from microshop.platform.bus import Bus, Handler, OutgoingMessage, Unroutable
 from microshop.platform.bus.memory import MemoryBus
 from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox
 from tests.conftest import wait_until
-from tests.unit.platform.conftest import FAST_RETRY, Effect, Inbox, Outbox, SqlStore
+from tests.support.outbox_schema import Effect, Inbox, Outbox
+from tests.unit.platform.conftest import FAST_RETRY, SqlStore
 
 
 def order_created(order_id: str | None = None) -> OrderCreated:
