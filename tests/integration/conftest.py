@@ -204,3 +204,151 @@ def shop(
     finally:
         for service in services.values():
             service.stop()
+
+
+# -- Bus fault tests (test_bus_faults.py): a virtual host and a database per test, and a private
+# RabbitMQ node that a test may stop and start without touching the machine's broker. ---------
+
+
+@pytest.fixture
+def bus_vhost(rabbitmq: str) -> Iterator[str]:
+    """A fresh virtual host on the machine's RabbitMQ, so no other test's queue sees our events."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        _unavailable("rabbitmqctl", FileNotFoundError("rabbitmqctl"))
+    assert ctl is not None  # _unavailable skipped or failed the test
+    vhost = f"microshop-bus-{uuid.uuid4().hex[:8]}"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+    )
+    yield f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}"
+    subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True)
+
+
+@pytest.fixture
+def bus_database(postgres: dict[str, str]) -> Iterator[str]:
+    """A fresh PostgreSQL database of one's own; its SQLAlchemy URL."""
+    name = f"microshop_bus_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        yield f"{base}/{name}"
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# The Debian wrappers in /usr/sbin re-run every command as the rabbitmq user (and the server's
+# wrapper writes into the machine node's log directory), so the node runs from the real scripts.
+RABBITMQ_SCRIPTS = Path(os.environ.get("MICROSHOP_TEST_RABBITMQ_SCRIPTS", "/usr/lib/rabbitmq/bin"))
+
+
+@dataclass
+class RabbitNode:
+    """A throwaway RabbitMQ node: its own name, ports, data, logs and Erlang cookie."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    workdir: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def ctl(self, *args: str, timeout: float = 30) -> None:
+        subprocess.run(
+            [str(RABBITMQ_SCRIPTS / "rabbitmqctl"), "-q", "-n", self.name, *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
+
+    def accepts_amqp(self) -> bool:
+        try:
+            pika.BlockingConnection(pika.URLParameters(self.url)).close()
+        except pika.exceptions.AMQPError:
+            return False
+        return True
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [str(RABBITMQ_SCRIPTS / "rabbitmq-server")],
+            env=self.env,
+            stdout=(self.workdir / "server.out").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.accepts_amqp():
+            assert self.process is not None
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                output = (self.workdir / "server.out").read_text()[-3000:]
+                pytest.fail(f"private RabbitMQ node {self.name} did not start:\n{output}")
+            time.sleep(0.1)
+
+    def stop_app(self) -> None:
+        """The broker goes away (connections closed, the port refuses) but keeps its data."""
+        self.ctl("stop_app")
+
+    def start_app(self) -> None:
+        self.ctl("start_app")
+        self.wait_ready()
+
+    def shutdown(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            self.ctl("stop", timeout=20)
+            self.process.wait(timeout=20)
+        except (subprocess.SubprocessError, OSError):
+            os.killpg(self.process.pid, 9)  # our own session: the script and its beam process
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def private_rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A RabbitMQ node of the test's own, which it may stop and restart at will.
+
+    The machine's broker is shared with other runs and must never be restarted by a test.
+    """
+    server = RABBITMQ_SCRIPTS / "rabbitmq-server"
+    if not server.exists():
+        _unavailable(f"rabbitmq-server in {RABBITMQ_SCRIPTS}", FileNotFoundError(str(server)))
+    workdir = tmp_path_factory.mktemp("rabbitmq-node")
+    home = workdir / "home"
+    home.mkdir()
+    cookie = home / ".erlang.cookie"  # a cookie of its own: root's CLI talks to it, nothing else
+    cookie.write_text(uuid.uuid4().hex)
+    cookie.chmod(0o400)
+    (workdir / "env.conf").write_text("")  # ignore /etc/rabbitmq/rabbitmq-env.conf (its NODENAME)
+    (workdir / "enabled_plugins").write_text("[].\n")  # no management plugin: boots in seconds
+    port, dist_port = _free_port(), _free_port()
+    (workdir / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
+    name = f"microshop-it-{uuid.uuid4().hex[:8]}@localhost"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RABBITMQ_", "ERL_"))},
+        "HOME": str(home),
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+        "RABBITMQ_CONF_ENV_FILE": str(workdir / "env.conf"),
+        "RABBITMQ_CONFIG_FILE": str(workdir / "rabbitmq.conf"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(workdir / "enabled_plugins"),
+        "RABBITMQ_NODENAME": name,
+        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+        "RABBITMQ_NODE_PORT": str(port),
+        "RABBITMQ_DIST_PORT": str(dist_port),
+        "RABBITMQ_MNESIA_BASE": str(workdir / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(workdir / "log"),
+    }
+    node = RabbitNode(name, port, env, workdir)
+    node.start()
+    try:
+        node.wait_ready()
+        yield node
+    finally:
+        node.shutdown()

@@ -218,6 +218,9 @@ class _Consumer(threading.Thread):
         attempt = message.attempt + 1
         if message.attempt >= self.bus.retry.max_attempts:
             target = dead_letter_queue_name(self.queue)
+            # A dead letter records the attempts actually made (as the in-process bus does),
+            # not a next attempt that will never happen.
+            attempt = message.attempt
             log.error(
                 "dead-lettering message after %d attempts",
                 message.attempt,
