@@ -31,10 +31,22 @@ ShopKey = tuple[str, str]  # (namespace, name)
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 
 RECONCILES = prometheus_client.Counter(
-    "microshop_operator_reconciles", "Reconciles of a Shop by outcome", ["outcome"]
+    "microshop_operator_reconciles",
+    "Reconciles of a Shop by outcome (success, invalid, retry, error)",
+    ["namespace", "shop", "outcome"],
+)
+RECONCILE_ERRORS = prometheus_client.Counter(
+    "microshop_operator_reconcile_errors",
+    "Reconciles of a Shop that did not succeed, by reason",
+    ["namespace", "shop", "reason"],
 )
 RECONCILE_SECONDS = prometheus_client.Histogram(
-    "microshop_operator_reconcile_seconds", "Time to reconcile one Shop"
+    "microshop_operator_reconcile_seconds", "Time to reconcile one Shop", ["namespace", "shop"]
+)
+SHOPS = prometheus_client.Gauge(
+    "microshop_operator_shops",
+    "Shops this operator reconciles, by condition type and status (as last reported)",
+    ["condition", "status"],
 )
 
 
@@ -92,6 +104,9 @@ class Reconciler:
     def __init__(self, api: KubernetesApi) -> None:
         self.api = api
         self._shops: dict[ShopKey, _ShopState] = {}
+        # What each Shop's status last said, for the Shops-by-condition gauge only: a report
+        # kept for metrics, never read to decide what to apply.
+        self._conditions: dict[ShopKey, dict[str, str]] = {}
 
     async def reconcile(
         self, shop: Obj, logger: logging.Logger | logging.LoggerAdapter[Any]
@@ -130,6 +145,17 @@ class Reconciler:
 
     def forget(self, shop: Obj) -> None:
         self._shops.pop(_key(shop), None)
+        self._conditions.pop(_key(shop), None)
+        self._count_shops()
+
+    def _count_shops(self) -> None:
+        counts: dict[tuple[str, str], int] = {}
+        for conditions in self._conditions.values():
+            for kind, status in conditions.items():
+                counts[kind, status] = counts.get((kind, status), 0) + 1
+        SHOPS.clear()
+        for (kind, status), count in counts.items():
+            SHOPS.labels(kind, status).set(count)
 
     def _state(self, shop: Obj) -> _ShopState:
         return self._shops.setdefault(_key(shop), _ShopState())
@@ -137,19 +163,25 @@ class Reconciler:
     async def _measured(
         self, shop: Obj, state: _ShopState, logger: logging.Logger | logging.LoggerAdapter[Any]
     ) -> None:
-        outcome = "error"
-        with RECONCILE_SECONDS.time():
+        namespace, name = _key(shop)
+        outcome, reason = "error", "Unexpected"
+        with RECONCILE_SECONDS.labels(namespace, name).time():
             try:
                 await self._reconcile(shop, state, logger)
                 outcome = "success"
             except kopf.PermanentError:
-                outcome = "invalid"
+                outcome, reason = "invalid", s.Reason.INVALID_SPEC
                 raise
             except kopf.TemporaryError:
-                outcome = "retry"
+                outcome, reason = "retry", s.Reason.APPLY_FAILED
+                raise
+            except Exception as error:
+                reason = type(error).__name__
                 raise
             finally:
-                RECONCILES.labels(outcome=outcome).inc()
+                RECONCILES.labels(namespace, name, outcome).inc()
+                if outcome != "success":
+                    RECONCILE_ERRORS.labels(namespace, name, reason).inc()
 
     async def _reconcile(
         self,
@@ -271,6 +303,10 @@ class Reconciler:
                 )
         if status != _comparable(previous):
             await self.api.patch_status(shop, status)
+        self._conditions[_key(shop)] = {
+            str(c["type"]): str(c["status"]) for c in status.get("conditions", [])
+        }
+        self._count_shops()
 
 
 def gateway_endpoint(shop: Obj, service: Obj | None) -> str | None:

@@ -44,12 +44,14 @@ SHOPS = "/apis/microshop.dev/v1alpha1/namespaces/{ns}/shops"
 class Operator:
     """`kopf run` of microshop_operator.main as a subprocess, with its log kept for failures."""
 
-    def __init__(self, api: RunningApi, log: Path, liveness_port: int) -> None:
+    def __init__(self, api: RunningApi, log: Path, liveness_port: int, metrics_port: int) -> None:
         self.api = api
         self.log_path = log
         self.liveness = f"http://127.0.0.1:{liveness_port}/healthz"
+        self.metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         env = {
             **os.environ,
+            "MICROSHOP_OPERATOR_METRICS_PORT": str(metrics_port),
             "KUBECONFIG": str(api.kubeconfig),
             "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": "5",
             "MICROSHOP_OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS": "30",
@@ -99,7 +101,9 @@ def operator(
     module_api: RunningApi, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
     module_api.kubectl("apply", "--validate=false", "-f", str(CRD))
-    running = Operator(module_api, tmp_path_factory.mktemp("operator") / "kopf.log", _free_port())
+    running = Operator(
+        module_api, tmp_path_factory.mktemp("operator") / "kopf.log", _free_port(), _free_port()
+    )
 
     def alive() -> bool:
         try:
@@ -279,6 +283,71 @@ def test_an_invalid_shop_is_degraded_and_nothing_is_applied(
     assert "autoscaling" in degraded["message"]
     assert condition(operator.api, shop, "Ready")["status"] == "False"
     assert children_in(operator.api, namespace) == []
+
+
+def _scrape(operator: Operator) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(operator.metrics, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_reconciles_are_measured_per_shop_and_shops_counted_by_condition(
+    operator: Operator, namespace: str
+) -> None:
+    good = shop_manifest(namespace)
+    bad = shop_manifest(
+        namespace, "broken", services={"users": {"replicas": 2, "autoscaling": {"enabled": True}}}
+    )
+    apply_shop(operator.api, good)
+    apply_shop(operator.api, bad)
+    wait_for(lambda: all_applied(operator.api, good), timeout=30, what="every child")
+    wait_for(
+        lambda: condition(operator.api, bad, "Degraded").get("status") == "True", what="Degraded"
+    )
+
+    def measured() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        samples = _scrape(operator)
+        ready = {"namespace": namespace, "shop": "demo", "outcome": "success"}
+        return (
+            samples
+            if samples.get(("microshop_operator_reconciles_total", frozenset(ready.items())))
+            else None
+        )
+
+    samples = wait_for(measured, what="the reconcile to be counted")
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+
+    assert (
+        value("microshop_operator_reconcile_seconds_count", namespace=namespace, shop="demo") >= 1
+    )
+    assert (
+        value(
+            "microshop_operator_reconcile_errors_total",
+            namespace=namespace,
+            shop="broken",
+            reason="InvalidSpec",
+        )
+        >= 1
+    )
+    assert (
+        value(
+            "microshop_operator_reconciles_total",
+            namespace=namespace,
+            shop="broken",
+            outcome="invalid",
+        )
+        >= 1
+    )
+    assert value("microshop_operator_shops", condition="Degraded", status="True") >= 1
+    assert value("microshop_operator_shops", condition="Ready", status="False") >= 2
 
 
 def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: str) -> None:
