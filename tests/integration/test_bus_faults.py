@@ -7,6 +7,8 @@ starts a private node, never the machine's broker.
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -95,7 +97,7 @@ def test_a_poison_message_goes_through_each_retry_queue_then_to_the_dead_letter_
     assert letter.headers["x-request-id"] == "r-1"
     assert letter.attempt == POLICY.max_attempts  # how many times the handler was tried
     # Acked everywhere it passed through: the consumer is gone and nothing came back.
-    retries = [retry_queue_name("payments", n) for n in range(2, POLICY.max_attempts + 1)]
+    retries = [retry_queue_name("payments", n, POLICY) for n in range(2, POLICY.max_attempts + 1)]
     assert queue_depths(bus_vhost, "payments", *retries, dead_letter_queue_name("payments")) == {
         "payments": 0,
         **dict.fromkeys(retries, 0),
@@ -221,3 +223,48 @@ def test_after_a_broker_restart_every_event_takes_effect_exactly_once(
     assert consumer.deliveries[held.event_id] >= 2  # redelivered after the restart, deduped
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Inbox)) == len(expected)
+
+
+def _connections_in(vhost_url: str) -> int:
+    vhost = vhost_url.rsplit("/", 1)[1]
+    listed = subprocess.run(
+        [shutil.which("rabbitmqctl") or "rabbitmqctl", "-q", "list_connections", "-s", "vhost"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return listed.count(vhost)
+
+
+def test_close_releases_every_publishing_connection_not_only_the_callers(bus_vhost: str) -> None:
+    bus = RabbitBus(bus_vhost, POLICY)
+    bus.subscribe("payments", ["order.created"], lambda message: None)
+    relay_like = threading.Thread(  # the relay publishes from a thread of its own
+        target=bus.publish,
+        args=([OutgoingMessage("order.created", b"{}", "m-close")],),
+    )
+    relay_like.start()
+    relay_like.join()
+    wait_until(lambda: _connections_in(bus_vhost) == 2)  # the consumer's and the relay's
+
+    bus.close()
+
+    wait_until(lambda: _connections_in(bus_vhost) == 0)
+
+
+def test_a_changed_retry_policy_declares_new_retry_queues_instead_of_failing(
+    bus_vhost: str,
+) -> None:
+    first = RabbitBus(bus_vhost, POLICY)
+    first.subscribe("payments", ["order.created"], lambda message: None)
+    first.close()
+    slower = RetryPolicy(max_attempts=POLICY.max_attempts, base_delay_seconds=1.5)
+    assert retry_queue_name("payments", 2, slower) != retry_queue_name("payments", 2, POLICY)
+    second = RabbitBus(bus_vhost, slower)
+    try:
+        # RabbitMQ refuses to redeclare a queue with another TTL; under new names the
+        # consumer declares its topology and starts.
+        second.subscribe("payments", ["order.created"], lambda message: None)
+        assert second._consumers[0].declared.is_set()
+    finally:
+        second.close()

@@ -113,9 +113,16 @@ class MemoryBus(Bus):
         retry = IncomingMessage(
             message.routing_key, message.body, message.message_id, message.headers, attempt, True
         )
-        timer = threading.Timer(self.retry.delay_before(attempt), q.items.put, args=(retry,))
+
+        def deliver() -> None:
+            with self._lock:
+                self._timers.discard(timer)
+            q.items.put(retry)
+
+        timer = threading.Timer(self.retry.delay_before(attempt), deliver)
         timer.daemon = True
-        self._timers.add(timer)
+        with self._lock:
+            self._timers.add(timer)
         timer.start()
 
     def ping(self) -> None:
@@ -130,8 +137,9 @@ class MemoryBus(Bus):
             self._users -= 1
             if self._users > 0:
                 return
-        self._closed = True
-        for timer in self._timers:
+            self._closed = True
+            timers, self._timers = list(self._timers), set()
+        for timer in timers:
             timer.cancel()
         for q in self._queues.values():
             q.items.put(_STOP)

@@ -28,8 +28,11 @@ PERSISTENT = pika.DeliveryMode.Persistent
 _RECONNECT_MAX_SECONDS = 5.0
 
 
-def retry_queue_name(queue: str, attempt: int) -> str:
-    return f"{queue}.retry.{attempt}"
+def retry_queue_name(queue: str, attempt: int, retry: RetryPolicy) -> str:
+    """The delay is part of the name: RabbitMQ refuses to redeclare a queue with another TTL,
+    so a changed retry policy gets new queues instead of consumers that cannot reconnect
+    (the old queues still dead-letter what they hold back to the main queue)."""
+    return f"{queue}.retry.{attempt}.{int(retry.delay_before(attempt) * 1000)}ms"
 
 
 def dead_letter_queue_name(queue: str) -> str:
@@ -53,6 +56,9 @@ class RabbitBus(Bus):
         self._local = threading.local()
         self._stopping = threading.Event()
         self._consumers: list[_Consumer] = []
+        # Every thread's publishing channel, so close() releases the relay's too.
+        self._publishers: list[BlockingChannel] = []
+        self._publishers_lock = threading.Lock()
 
     # -- publishing -------------------------------------------------------------------------
     def _publish_channel(self) -> BlockingChannel:
@@ -63,6 +69,8 @@ class RabbitBus(Bus):
             channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
             channel.confirm_delivery()
             self._local.channel = channel
+            with self._publishers_lock:
+                self._publishers.append(channel)
         return channel
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -121,10 +129,18 @@ class RabbitBus(Bus):
             connection.close()  # unacked basic_get messages go back to the queue
 
     def close(self) -> None:
+        """Stop consumers and close every publishing connection. Call it after the threads
+        that published (the relay) have stopped: pika connections belong to one thread."""
         self._stopping.set()
         for consumer in self._consumers:
             consumer.stop()
         self._drop_publish_channel()
+        with self._publishers_lock:
+            publishers, self._publishers = self._publishers, []
+        for channel in publishers:
+            with contextlib.suppress(Exception):  # already closed, or the broker is gone
+                if channel.connection.is_open:
+                    channel.connection.close()
 
 
 def _incoming(method: object, properties: pika.BasicProperties, body: bytes) -> IncomingMessage:
@@ -158,7 +174,7 @@ class _Consumer(threading.Thread):
         # back to the main queue (and only to it, through the default exchange).
         for attempt in range(2, self.bus.retry.max_attempts + 1):
             channel.queue_declare(
-                retry_queue_name(self.queue, attempt),
+                retry_queue_name(self.queue, attempt, self.bus.retry),
                 durable=True,
                 arguments={
                     "x-message-ttl": int(self.bus.retry.delay_before(attempt) * 1000),
@@ -228,7 +244,7 @@ class _Consumer(threading.Thread):
                 extra={"queue": self.queue, "message_id": message.message_id},
             )
         else:
-            target = retry_queue_name(self.queue, attempt)
+            target = retry_queue_name(self.queue, attempt, self.bus.retry)
             log.warning(
                 "handler failed; retrying",
                 exc_info=True,
