@@ -82,7 +82,7 @@ class OrderPage(BaseModel):
 
 
 def _store(request: Request) -> OrderStore:
-    store: OrderStore = request.app.state.store
+    store: OrderStore = request.app.state.runtime.store
     return store
 
 
@@ -132,7 +132,7 @@ def place_order(
         headers=current_trace_headers(),
     )
     if created:
-        request.app.state.relay.kick()
+        request.app.state.runtime.relay.kick()
     else:
         response.headers["Idempotent-Replayed"] = "true"
     return _out(doc)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -12,10 +13,41 @@ from microshop.orders.api import router
 from microshop.orders.handlers import QUEUE, ROUTING_KEYS, PaymentOutcomeHandler, SettledOrders
 from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
+from microshop.platform.bus import Bus
 from microshop.platform.outbox import OutboxRelay
 from microshop.platform.runtime import open_bus, token_verifier
+from microshop.platform.startup import opened_when_reachable
 from microshop.platform.telemetry import ServiceTelemetry
 from microshop.platform.web import create_app as create_platform_app
+
+
+@dataclass
+class OrdersRuntime:
+    """What the orders service opens at start-up: the document store, the bus and the relay."""
+
+    store: OrderStore
+    bus: Bus
+    relay: OutboxRelay
+
+    @classmethod
+    def open(cls, settings: OrdersSettings, telemetry: ServiceTelemetry) -> OrdersRuntime:
+        store = OrderStore(settings.database_url, settings.database_name, telemetry.tracer)
+        try:
+            store.prepare()  # indexes and the catalog: the first thing that needs the server
+        except Exception:
+            store.close()
+            raise
+        bus = open_bus(settings, telemetry)
+        relay = OutboxRelay(store, bus, settings.outbox_poll_seconds, "orders")
+        return cls(store, bus, relay)
+
+    def readiness(self) -> dict[str, Callable[[], None]]:
+        return {"database": self.store.ping, "bus": self.bus.ping}
+
+    def close(self) -> None:
+        self.relay.stop()
+        self.bus.close()
+        self.store.close()
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
@@ -25,29 +57,30 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         telemetry: ServiceTelemetry = app.state.telemetry
-        store = OrderStore(settings.database_url, settings.database_name, telemetry.tracer)
-        await run_in_threadpool(store.prepare)
-        telemetry.metrics.watch_outbox(store.backlog)
-        bus = open_bus(settings, telemetry)
-        relay = OutboxRelay(store, bus, settings.outbox_poll_seconds, "orders")
-        app.state.store, app.state.bus, app.state.relay = store, bus, relay
-        await run_in_threadpool(
-            bus.subscribe, QUEUE, ROUTING_KEYS, PaymentOutcomeHandler(store, settled)
-        )
-        relay.start()
-        try:
+
+        async def serve(runtime: OrdersRuntime) -> None:
+            telemetry.metrics.watch_outbox(runtime.store.backlog)
+            await run_in_threadpool(
+                runtime.bus.subscribe,
+                QUEUE,
+                ROUTING_KEYS,
+                PaymentOutcomeHandler(runtime.store, settled),
+            )
+            runtime.relay.start()
+            app.state.runtime = runtime
+
+        async with opened_when_reachable(
+            "database", lambda: OrdersRuntime.open(settings, telemetry), serve, OrdersRuntime.close
+        ) as waiting:
+            app.state.runtime = getattr(app.state, "runtime", waiting)
             yield
-        finally:
-            relay.stop()
-            await run_in_threadpool(bus.close)
-            store.close()
 
     app = create_platform_app(
         title="microshop orders",
         service="orders",
         settings=settings,
         lifespan=lifespan,
-        readiness=lambda app: {"database": app.state.store.ping, "bus": app.state.bus.ping},
+        readiness=lambda app: app.state.runtime.readiness(),
     )
     settled = SettledOrders(app.state.telemetry.metrics.registry)
     app.state.token_verifier = verifier

@@ -25,3 +25,7 @@ class Invalid(DomainError):
 
 class Unauthorized(DomainError):
     pass
+
+
+class Unavailable(DomainError):
+    """A dependency (database, bus) does not answer yet; the caller may retry later."""

@@ -19,6 +19,7 @@ from microshop.platform.auth import TokenVerifier
 from microshop.platform.bus import Bus, Handler, RetryPolicy, connect_bus
 from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
+from microshop.platform.startup import opened_when_reachable
 from microshop.platform.telemetry import ServiceTelemetry, trace_engine
 from microshop.platform.web import create_app as create_platform_app
 
@@ -65,7 +66,11 @@ class SqlRuntime:
         telemetry: ServiceTelemetry | None = None,
     ) -> SqlRuntime:
         engine = db.make_engine(settings.database_url)
-        db.migrate(engine, migrations_dir)
+        try:
+            db.migrate(engine, migrations_dir)
+        except Exception:
+            engine.dispose()
+            raise
         if telemetry is not None and telemetry.tracer is not None:
             trace_engine(engine, telemetry.tracer)
         sessions = db.make_session_factory(engine)
@@ -123,19 +128,7 @@ def create_sql_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = await run_in_threadpool(
-            functools.partial(
-                SqlRuntime.open,
-                settings,
-                migrations_dir,
-                outbox_model,
-                name,
-                uses_bus=uses_bus,
-                telemetry=app.state.telemetry,
-            )
-        )
-        app.state.runtime = runtime
-        try:
+        async def serve(runtime: SqlRuntime) -> None:
             for subscription in subscriptions:
                 await run_in_threadpool(
                     runtime.subscribe,
@@ -143,9 +136,20 @@ def create_sql_service_app(
                     subscription.routing_keys,
                     subscription.handler(runtime),
                 )
+            app.state.runtime = runtime
+
+        opener = functools.partial(
+            SqlRuntime.open,
+            settings,
+            migrations_dir,
+            outbox_model,
+            name,
+            uses_bus=uses_bus,
+            telemetry=app.state.telemetry,
+        )
+        async with opened_when_reachable("database", opener, serve, SqlRuntime.close) as waiting:
+            app.state.runtime = getattr(app.state, "runtime", waiting)
             yield
-        finally:
-            await run_in_threadpool(runtime.close)
 
     app = create_platform_app(
         title=f"microshop {name}",

@@ -17,7 +17,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from microshop.platform.auth import InvalidToken, Principal, TokenVerifier
 from microshop.platform.context import accept_or_make_request_id, request_id_var
-from microshop.platform.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized
+from microshop.platform.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
 
@@ -31,6 +38,7 @@ _STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     Invalid: 422,
     Unauthorized: 401,
+    Unavailable: 503,
 }
 
 
@@ -120,7 +128,9 @@ def create_app(
     async def readyz() -> JSONResponse:
         try:
             checks = readiness(app) if callable(readiness) else readiness
-        except Exception as exc:  # the lifespan has not opened the resources yet
+        except Unavailable as exc:  # the lifespan is still opening the resources
+            return JSONResponse({"detail": f"not ready: {exc.detail}"}, status_code=503)
+        except Exception as exc:
             return JSONResponse({"detail": f"not ready: starting ({exc!r})"}, status_code=503)
         failing: dict[str, str] = {}
         for name, check in checks.items():

@@ -46,7 +46,7 @@ def client(
 def published(client: TestClient) -> list[IncomingMessage]:
     """What the orders service publishes, as a consumer bound to order.created sees it."""
     seen: list[IncomingMessage] = []
-    client.app.state.bus.subscribe("test.order-events", ["order.created"], seen.append)  # type: ignore[attr-defined]
+    client.app.state.runtime.bus.subscribe("test.order-events", ["order.created"], seen.append)  # type: ignore[attr-defined]
     return seen
 
 
@@ -193,7 +193,7 @@ def test_list_is_newest_first_and_paginated(client: TestClient, alice: dict[str,
 
 
 def _settle(client: TestClient, event: PaymentSucceeded | PaymentFailed) -> None:
-    client.app.state.bus.publish([to_message(event)])  # type: ignore[attr-defined]
+    client.app.state.runtime.bus.publish([to_message(event)])  # type: ignore[attr-defined]
 
 
 def test_payment_events_settle_the_order_once(client: TestClient, alice: dict[str, str]) -> None:
@@ -219,7 +219,7 @@ def test_payment_events_settle_the_order_once(client: TestClient, alice: dict[st
     wait_until(lambda: status(marker)["status"] == "PAID")  # the bus drained past the repeats
     assert status(paid_id)["status"] == "PAID"
     assert status(paid_id)["failure_code"] is None
-    store = client.app.state.store  # type: ignore[attr-defined]
+    store = client.app.state.runtime.store  # type: ignore[attr-defined]
     assert store.orders.find_one({"id": paid_id})["processed_event_ids"] == [succeeded.event_id]
 
 
