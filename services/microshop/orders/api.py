@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from microshop.orders.domain import (
     MAX_QUANTITY,
@@ -35,7 +35,8 @@ class ProductOut(BaseModel):
 
 class ItemIn(BaseModel):
     sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)
+    # Strict: "2" and true are not quantities (pydantic would otherwise coerce them).
+    quantity: StrictInt = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)
 
 
 class OrderIn(BaseModel):
@@ -100,7 +101,13 @@ def _out(doc: dict[str, Any]) -> OrderOut:
     )
 
 
-@router.get("/products", response_model=list[ProductOut], tags=["catalog"], summary="The catalog")
+@router.api_route(
+    "/products",
+    methods=["GET", "HEAD"],
+    response_model=list[ProductOut],
+    tags=["catalog"],
+    summary="The catalog",
+)
 def list_products(request: Request) -> list[ProductOut]:
     return [ProductOut(**p.__dict__) for p in _store(request).catalog().values()]
 

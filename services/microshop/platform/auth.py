@@ -100,8 +100,13 @@ class TokenVerifier:
                 issuer=ISSUER,
                 options={"require": ["sub", "exp", "iat"]},
             )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("the token has expired") from exc
+        except (jwt.InvalidAudienceError, jwt.InvalidIssuerError) as exc:
+            raise InvalidToken("the token was not issued for this shop") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc)) from exc
+            # PyJWT's own messages can echo decoding internals; the caller needs no more.
+            raise InvalidToken("the token is malformed or not signed by this shop") from exc
         return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")))
 
     def verify_header(self, authorization: str | None) -> Principal:

@@ -107,7 +107,9 @@ def create_app(
 ) -> FastAPI:
     """A FastAPI app with the platform's error handling, request ids, telemetry (its own
     /metrics registry; spans when tracing is configured), /healthz and /readyz."""
-    app = FastAPI(title=title, lifespan=lifespan, **fastapi_kwargs)
+    # No redirect for a trailing slash: behind the gateway its Location would name an internal
+    # address the caller cannot reach. `/api/v1/users/` is a plain 404 instead.
+    app = FastAPI(title=title, lifespan=lifespan, redirect_slashes=False, **fastapi_kwargs)
     telemetry = ServiceTelemetry.open(service, settings.otlp_endpoint)
     app.state.telemetry = telemetry
     app.add_exception_handler(DomainError, _domain_error)

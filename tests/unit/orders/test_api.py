@@ -136,6 +136,10 @@ def test_keys_are_per_user(
         ({"items": [{"sku": "NOPE", "quantity": 1}]}, {}, "unknown sku"),
         ({"items": [{"sku": "MUG-CLASSIC", "quantity": 0}]}, {}, "quantity"),
         ({"items": [{"sku": "MUG-CLASSIC", "quantity": 101}]}, {}, "quantity"),
+        ({"items": [{"sku": "MUG-CLASSIC", "quantity": "2"}]}, {}, "quantity"),
+        ({"items": [{"sku": "MUG-CLASSIC", "quantity": True}]}, {}, "quantity"),
+        ({"items": [{"sku": "MUG-CLASSIC", "quantity": 10**30}]}, {}, "quantity"),
+        ({"items": [{"sku": 5, "quantity": 1}]}, {}, "sku"),
         ({"payment_method": "pm_card_bitcoin"}, {}, "payment_method"),
         ({}, {"Idempotency-Key": ""}, "idempotency-key"),
         ({}, {"Idempotency-Key": "x" * 256}, "idempotency-key"),
@@ -249,3 +253,33 @@ def test_orders_survive_a_restart_on_the_embedded_store(
 def test_an_unusable_orders_database_url_is_refused_with_a_reason(url: str) -> None:
     with pytest.raises(ValueError, match=r"montydb|unsupported"):
         OrderStore(url)
+
+
+def test_head_of_the_catalog_and_no_redirect_for_a_trailing_slash(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    head = client.head("/api/v1/products")
+    assert head.status_code == 200 and head.content == b""
+    # A redirect would name this service's internal address to a caller behind the gateway.
+    slashed = client.get("/api/v1/orders/", headers=alice, follow_redirects=False)
+    assert slashed.status_code == 404
+    assert slashed.json() == {"detail": "Not Found"}
+
+
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        ("Bearer not-a-jwt", "the token is malformed or not signed by this shop"),
+        (
+            "Bearer \u00e9\u00e9.\u00e9\u00e9.\u00e9\u00e9",
+            "the token is malformed or not signed by this shop",
+        ),
+        ("Basic YWxpY2U6cHc=", "expected 'Authorization: Bearer <token>'"),
+    ],
+)
+def test_a_bad_token_is_a_401_with_a_plain_reason(
+    client: TestClient, authorization: str, detail: str
+) -> None:
+    response = client.get("/api/v1/orders", headers={"Authorization": authorization.encode()})
+    assert response.status_code == 401
+    assert response.json()["detail"] == f"invalid or missing access token: {detail}"

@@ -195,7 +195,7 @@ def test_me_with_an_expired_token_is_unauthorized(client: TestClient, keys: KeyP
     response = me(client, expired)
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid or missing access token: Signature has expired"}
+    assert response.json() == {"detail": "invalid or missing access token: the token has expired"}
 
 
 def test_me_with_a_tampered_token_is_unauthorized(client: TestClient) -> None:
@@ -203,7 +203,7 @@ def test_me_with_a_tampered_token_is_unauthorized(client: TestClient) -> None:
 
     assert response.status_code == 401
     assert response.json() == {
-        "detail": "invalid or missing access token: Signature verification failed"
+        "detail": "invalid or missing access token: the token is malformed or not signed by this shop"
     }
 
 
@@ -215,7 +215,7 @@ def test_me_with_a_token_signed_by_another_key_is_unauthorized(client: TestClien
 
     assert response.status_code == 401
     assert response.json() == {
-        "detail": "invalid or missing access token: Signature verification failed"
+        "detail": "invalid or missing access token: the token is malformed or not signed by this shop"
     }
 
 
