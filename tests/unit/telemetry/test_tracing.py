@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.unit.telemetry.conftest import run_saga, standalone
 
@@ -28,7 +28,8 @@ def _parent_id(span: ReadableSpan) -> int | None:
 
 
 def render_tree(spans: list[ReadableSpan]) -> str:
-    """The trace as an indented tree of `service: span name (kind)`, children by start time."""
+    """The trace as an indented tree of `service: span name (kind, attempt, …)`, children by
+    start time (a delivery's attempt, redelivered and ERROR only where they apply)."""
     ids = {s.context.span_id for s in spans}
     children: dict[int | None, list[ReadableSpan]] = {}
     for span in spans:
@@ -38,7 +39,15 @@ def render_tree(spans: list[ReadableSpan]) -> str:
 
     def walk(parent: int | None, depth: int) -> None:
         for span in sorted(children.get(parent, []), key=lambda s: s.start_time or 0):
-            lines.append(f"{'  ' * depth}{_service(span)}: {span.name} ({span.kind.name})")
+            notes = [span.kind.name]
+            attempt = (span.attributes or {}).get("messaging.delivery.attempt")
+            if attempt is not None:
+                notes.append(f"attempt {attempt}")
+            if (span.attributes or {}).get("microshop.delivery.redelivered"):
+                notes.append("redelivered")
+            if span.status.status_code == StatusCode.ERROR:
+                notes.append("ERROR")
+            lines.append(f"{'  ' * depth}{_service(span)}: {span.name} ({', '.join(notes)})")
             walk(span.context.span_id, depth + 1)
 
     walk(None, 0)

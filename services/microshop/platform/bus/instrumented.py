@@ -9,13 +9,15 @@ pika instrumentation package would trace our retry and dead-letter re-publishes 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 
 from microshop.platform.bus.base import (
+    ATTEMPT_HEADER,
     Bus,
     Handler,
     IncomingMessage,
@@ -90,23 +92,32 @@ class InstrumentedBus(Bus):
         def handle(message: IncomingMessage) -> None:
             event_type = message.routing_key
             token = service_var.set(telemetry.service)
+            # Handlers pass their message's headers on to the events they cause: those must not
+            # inherit this delivery's bookkeeping, or an event caused by a retry would start at
+            # that retry's attempt (and reach the dead-letter queue sooner).
+            carried = _carried(message.headers)
             try:
                 if telemetry.tracer is None:
-                    handler(message)
+                    handler(dataclasses.replace(message, headers=carried))
                 else:
-                    # Every delivery, first or retried, is a child of the publish; what the
-                    # handler produces carries this consume span's context onward.
+                    # Every delivery, first, retried or redelivered, is a child of the publish;
+                    # what the handler produces carries this consume span's context onward.
+                    attributes: dict[str, AttributeValue] = {
+                        **_attributes(event_type, message.message_id),
+                        "messaging.destination.subscription.name": queue,
+                        "messaging.delivery.attempt": message.attempt,
+                    }
+                    if message.redelivered:
+                        # RabbitMQ: an earlier delivery of this attempt was never acked (the
+                        # in-process bus marks every retry so).
+                        attributes["microshop.delivery.redelivered"] = True
                     with telemetry.tracer.start_as_current_span(
                         f"{event_type} process",
                         context=propagate.extract(message.headers),
                         kind=SpanKind.CONSUMER,
-                        attributes={
-                            **_attributes(event_type, message.message_id),
-                            "messaging.destination.subscription.name": queue,
-                            "messaging.delivery.attempt": message.attempt,
-                        },
+                        attributes=attributes,
                     ):
-                        handler(dataclasses.replace(message, headers=inject_into(message.headers)))
+                        handler(dataclasses.replace(message, headers=inject_into(carried)))
             except Exception:
                 if message.attempt >= self.retry.max_attempts:
                     metrics.events_dead_lettered.labels(event_type).inc()
@@ -127,6 +138,21 @@ class InstrumentedBus(Bus):
 
     def dead_letters(self, queue: str) -> list[IncomingMessage]:
         return self.inner.dead_letters(queue)
+
+
+# What an adapter or the broker adds to one delivery: our attempt count, and RabbitMQ's
+# dead-letter history (from the retry queues) in x-death and x-first-/x-last-death-*.
+_DELIVERY_HEADERS = frozenset({ATTEMPT_HEADER, "x-death"})
+_DELIVERY_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
+
+
+def _carried(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers an event passes on to what it causes: its own, not its delivery's."""
+    return {
+        k: v
+        for k, v in headers.items()
+        if k not in _DELIVERY_HEADERS and not k.startswith(_DELIVERY_HEADER_PREFIXES)
+    }
 
 
 def _attributes(routing_key: str, message_id: str) -> dict[str, str]:
