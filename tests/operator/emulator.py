@@ -24,6 +24,11 @@ resource path itself, with these behaviours (each has its own test in ``test_emu
   ``ownerReferences`` after their owner goes (background propagation; ``Orphan`` leaves them);
 - CustomResourceDefinitions: creating one serves its resource (and marks it ``Established``).
 
+Test support that no API server has: ``fail(method, path_glob, status, times)`` makes the next
+``times`` requests (``None``: every one until ``clear_faults()``) whose method and path match
+(``fnmatch`` glob on the URL path, query excluded) answer with an error ``Status`` of that
+code and nothing else happens, so a test can make one child's write fail.
+
 Honest limits, on purpose (the kind suite covers the real thing):
 
 - Server-side apply is simplified to "create or replace the fields given": the applied
@@ -52,6 +57,7 @@ import collections
 import copy
 import dataclasses
 import datetime
+import fnmatch
 import functools
 import json
 import secrets
@@ -84,6 +90,20 @@ class Route:
     subresource: str | None
 
 
+@dataclasses.dataclass
+class Fault:
+    """An injected failure: requests matching `method` and the `path` glob get `status`."""
+
+    method: str
+    path: str
+    status: int
+    times: int | None  # None: until cleared
+
+
+FAULT_REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid",
+                 429: "TooManyRequests", 503: "ServiceUnavailable"}  # fmt: skip
+
+
 @attrs.define(kw_only=True)
 class ApiEmulator(kmock.KubernetesEmulator):
     """kmock's Kubernetes emulator with the API semantics described in this module's docstring."""
@@ -93,6 +113,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
     _changes: collections.deque[tuple[int, kmock.resource, Body]] = attrs.field(init=False)
     _changed: asyncio.Condition = attrs.field(factory=asyncio.Condition, init=False)
     _applied: dict[tuple[ObjectKey, str], Body] = attrs.field(factory=dict, init=False)
+    _faults: list[Fault] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -156,9 +177,39 @@ class ApiEmulator(kmock.KubernetesEmulator):
             "resources": entries,
         }
 
+    # -- fault injection (test support) -----------------------------------------------------
+
+    def fail(self, method: str, path_glob: str, status: int = 500, times: int | None = 1) -> None:
+        """Answer the next `times` matching requests (None: all, until cleared) with `status`.
+
+        Safe to call from the test's thread: list operations are atomic under the GIL.
+        """
+        self._faults.append(Fault(method.upper(), path_glob, status, times))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def _injected(self, method: str, path: str) -> kmock.KubernetesError | None:
+        for fault in list(self._faults):
+            if fault.method != method or not fnmatch.fnmatchcase(path, fault.path):
+                continue
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+            return kmock.KubernetesError(
+                status=fault.status,
+                reason=FAULT_REASONS.get(fault.status, "InternalError"),
+                message=f"injected fault: {method} {path}",
+            )
+        return None
+
     # -- HTTP entry point -------------------------------------------------------------------
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        injected = self._injected(raw.method, raw.path)
+        if injected is not None:
+            return await self._render_error(injected)
         route = self._route(raw.path)
         if route is None:  # discovery, /version and anything else: kmock's own behaviour
             return await super().__call__(raw)

@@ -387,3 +387,28 @@ def test_kubectl_applies_gets_waits_and_deletes(api: RunningApi) -> None:
     assert listed.strip() == "widget.example.com/w"
     assert "condition met" in waited
     assert api.get("/apis/example.com/v1/namespaces/default/widgets/w") is None
+
+
+def test_an_injected_fault_answers_matching_requests_then_wears_off(api: RunningApi) -> None:
+    """Test support, not Kubernetes: `fail` makes matching requests answer an error Status."""
+    url = CONFIGMAPS.format(ns="default")
+    with api.client() as client:
+        create(client, url, configmap("a", x="1"))
+        api.emulator.fail("PATCH", f"{url}/*", 500, times=2)
+
+        untouched = client.get(f"{url}/a")  # a GET does not match the PATCH fault
+        answers = [
+            client.patch(f"{url}/a", json={"data": {"x": "2"}}, headers=MERGE) for _ in range(3)
+        ]
+
+        api.emulator.fail("GET", f"{url}/*", 503, times=None)
+        refused = [client.get(f"{url}/a").status_code for _ in range(3)]
+        api.emulator.clear_faults()
+        cleared = client.get(f"{url}/a")
+
+    assert [a.status_code for a in answers] == [500, 500, 200]
+    assert answers[0].json()["kind"] == "Status" and answers[0].json()["reason"] == "InternalError"
+    assert answers[2].json()["data"] == {"x": "2"}
+    assert untouched.status_code == 200
+    assert refused == [503, 503, 503]
+    assert cleared.status_code == 200
