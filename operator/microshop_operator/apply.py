@@ -188,6 +188,42 @@ class KubernetesApi:
                 return None
             raise
 
+    async def list_objects(
+        self, api_version: str, kind: str, namespace: str, selector: str
+    ) -> list[Obj]:
+        """The objects of one kind in a namespace matching a label selector."""
+        url = object_url(api_version, kind, namespace)
+        listed = await self._request("GET", url, params={"labelSelector": selector})
+        items: list[Obj] = listed.get("items") or []
+        # A list's items carry no apiVersion/kind of their own (the list's say them).
+        return [{**item, "apiVersion": api_version, "kind": kind} for item in items]
+
+    async def delete(self, obj: Obj) -> bool:
+        """Delete one object (dependents in the background); False if it was already gone."""
+        meta = obj["metadata"]
+        url = object_url(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        try:
+            await self._request("DELETE", url, body={"propagationPolicy": "Background"})
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    async def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API serves this kind now (discovery: its CRD may be missing, or come later).
+
+        Discovery is readable by every authenticated user (system:discovery): no RBAC rule."""
+        prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        try:
+            listed = await self._request("GET", prefix)
+        except ApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        plural = PLURALS[api_version, kind]
+        return any(r.get("name") == plural for r in listed.get("resources") or [])
+
     async def patch_status(self, shop: Obj, status: Obj) -> None:
         """Merge-patch the Shop's status subresource (the report, never read back to decide)."""
         meta = shop["metadata"]

@@ -48,12 +48,17 @@ def _load_shops(stream: TextIO, namespace: str | None) -> list[dict[str, Any]]:
     return shops
 
 
+RENDER_HELP = (
+    "print every object the operator would apply for the Shop(s) in FILE on a cluster that "
+    "serves every kind they use: a ServiceMonitor is printed even though, where the Prometheus "
+    "operator's CRD is missing, the operator skips it and says so in the Shop's status"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="microshop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    render_cmd = commands.add_parser(
-        "render", help="print every object the operator would apply for the Shop(s) in FILE"
-    )
+    render_cmd = commands.add_parser("render", help=RENDER_HELP, description=RENDER_HELP)
     render_cmd.add_argument("file", help="a YAML file with one or more Shops, or - for stdin")
     render_cmd.add_argument(
         "-n", "--namespace", help="namespace of the Shop (default: its own, else 'default')"

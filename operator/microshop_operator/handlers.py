@@ -19,7 +19,7 @@ import prometheus_client
 
 from microshop_operator import constants as c
 from microshop_operator import status as s
-from microshop_operator.apply import ApiError, KubernetesApi
+from microshop_operator.apply import PLURALS, ApiError, KubernetesApi
 from microshop_operator.builders import ShopContext, build_children, build_generated_secrets
 from microshop_operator.builders import components as shop_components
 from microshop_operator.config import OperatorConfig
@@ -29,6 +29,16 @@ Obj = dict[str, Any]
 ShopKey = tuple[str, str]  # (namespace, name)
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+SERVICE_MONITOR = ("monitoring.coreos.com/v1", "ServiceMonitor")
+# The kinds pruned when the Shop stops wanting one of them: everything the operator applies.
+# Never Secrets: the generated credentials of a database must survive it, because its PVC
+# (retained by default) still holds data that only those credentials open, e.g. when the
+# database goes external and later back. Never PersistentVolumeClaims: the operator does not
+# own them (and PLURALS does not list them). Never the Shop itself.
+PRUNED_KINDS = tuple(
+    kind for kind in PLURALS if kind not in {("v1", "Secret"), (c.API_VERSION, c.KIND)}
+)
 
 RECONCILES = prometheus_client.Counter(
     "microshop_operator_reconciles",
@@ -208,6 +218,8 @@ class Reconciler:
             return
 
         # 3. Generated Secrets first, each created once and never rotated.
+        # None: no ServiceMonitor wanted; else whether its kind is served (the CRD installed).
+        monitoring: bool | None = None
         try:
             # Look before generating: in the steady state every reconcile finds them all and
             # draws no key material at all.
@@ -220,12 +232,19 @@ class Reconciler:
             fresh = build_generated_secrets(shop, generate=True) if missing else []
             for secret in (s for s in fresh if s["metadata"]["name"] in missing):
                 if await self.api.create_if_absent(_owned(secret, shop)):
-                    kopf.info(
+                    kopf.event(
                         _body(shop),
+                        type="Normal",
                         reason="Created",
                         message=f"Secret {secret['metadata']['name']}",
                     )
-            # 4. Every other child, in the builders' order, under one field manager.
+            # 4. Every other child, in the builders' order, under one field manager; a
+            #    ServiceMonitor only where its CRD is served (else it would fail forever).
+            monitoring_served = await self.api.serves(*SERVICE_MONITOR)
+            if any((o["apiVersion"], o["kind"]) == SERVICE_MONITOR for o in children):
+                monitoring = monitoring_served
+            if monitoring is False:
+                children = [o for o in children if (o["apiVersion"], o["kind"]) != SERVICE_MONITOR]
             applied: dict[tuple[str, str], Obj] = {}
             changed: list[str] = []
             for child in children:
@@ -236,6 +255,9 @@ class Reconciler:
                     changed.append(ident)
                     state.versions[ident] = version
                 applied[child["kind"], child["metadata"]["name"]] = result
+            # 5. Delete the children the Shop no longer wants (an HPA once autoscaling is off,
+            #    the Ingress once it is removed, a database's objects once it is external).
+            await self._prune(shop, children, served_monitoring=monitoring_served)
         except (ApiError, aiohttp.ClientError, TimeoutError) as error:
             message = (
                 f"{error.reason}: {error.message}"
@@ -243,15 +265,51 @@ class Reconciler:
                 else f"the API did not answer: {error!r}"
             )
             await self._report(
-                shop, s.Observation(generation, problem=(s.Reason.APPLY_FAILED, message))
+                shop,
+                s.Observation(
+                    generation,
+                    problem=(s.Reason.APPLY_FAILED, message),
+                    service_monitor=monitoring,
+                ),
             )
             raise kopf.TemporaryError(f"apply failed: {message}") from error
         if changed:
             logger.info(f"applied {len(changed)} changed object(s): {', '.join(changed)}")
             kopf.event(_body(shop), type="Normal", reason="Applied", message=_summary(changed))
 
-        # 5. Report what the applied workloads say about themselves.
-        await self._report(shop, self._observation(shop, generation, applied))
+        # 6. Report what the applied workloads say about themselves.
+        await self._report(
+            shop, self._observation(shop, generation, applied, service_monitor=monitoring)
+        )
+
+    async def _prune(self, shop: Obj, children: list[Obj], *, served_monitoring: bool) -> None:
+        """Delete what this Shop made earlier and no longer wants (never Secrets, never PVCs).
+
+        Only objects labelled as this Shop's and managed by the operator, and owned (by uid)
+        by this very Shop: a namesake's leftovers or someone else's objects are never touched.
+        A database switched to external loses its StatefulSet; its PVC stays unless
+        spec.pvcDeletionPolicy is Delete, when the StatefulSet controller deletes it too.
+        """
+        namespace, name = _key(shop)
+        uid = shop["metadata"].get("uid")
+        wanted = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in children}
+        selector = f"{c.LABEL_INSTANCE}={name},{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+        for api_version, kind in PRUNED_KINDS:
+            if (api_version, kind) == SERVICE_MONITOR and not served_monitoring:
+                continue  # not served: nothing of that kind can exist
+            for obj in await self.api.list_objects(api_version, kind, namespace, selector):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not uid or not any(ref.get("uid") == uid for ref in refs):
+                    continue
+                if (api_version, kind, obj["metadata"]["name"]) in wanted:
+                    continue
+                if await self.api.delete(obj):
+                    kopf.event(
+                        _body(shop),
+                        type="Normal",
+                        reason="Deleted",
+                        message=f"{kind} {obj['metadata']['name']}: no longer in the spec",
+                    )
 
     async def _observe_workloads(self, shop: Obj) -> dict[tuple[str, str], Obj]:
         namespace = shop["metadata"]["namespace"]
@@ -269,6 +327,7 @@ class Reconciler:
         observed: dict[tuple[str, str], Obj],
         *,
         paused: bool = False,
+        service_monitor: bool | None = None,
     ) -> s.Observation:
         desired = {(o["kind"], o["metadata"]["name"]): o for o in build_children(shop)}
         readiness = {
@@ -284,19 +343,23 @@ class Reconciler:
             components=readiness,
             gateway_endpoint=gateway_endpoint(shop, gateway),
             paused=paused,
+            service_monitor=service_monitor,
         )
 
     async def _report(self, shop: Obj, observation: s.Observation) -> None:
         previous = shop.get("status")
         status = s.build_status(observation, previous, _now())
         for flipped in s.flips(previous, status):
-            if flipped["type"] == s.DEGRADED and flipped["status"] == "True":
+            degraded = flipped["type"] == s.DEGRADED and flipped["status"] == "True"
+            if degraded or flipped["reason"] == s.Reason.SERVICE_MONITOR_UNAVAILABLE:
                 kopf.event(
                     _body(shop),
                     type="Warning",
                     reason=flipped["reason"],
                     message=flipped["message"],
                 )
+            elif observation.problem is not None:
+                continue  # Ready and Progressing share the problem's reason: one Warning says it
             elif flipped["type"] == s.READY or flipped["reason"] == s.Reason.PAUSED:
                 kopf.event(
                     _body(shop), type="Normal", reason=flipped["reason"], message=flipped["message"]

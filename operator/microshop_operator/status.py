@@ -16,6 +16,10 @@ Obj = dict[str, Any]
 READY: Final = "Ready"
 PROGRESSING: Final = "Progressing"
 DEGRADED: Final = "Degraded"
+# Only when spec.observability.metrics.serviceMonitor asks for one: whether it could be applied.
+# Its own condition, not Degraded: a missing Prometheus operator is the cluster's choice, and
+# the shop itself runs fine without it.
+SERVICE_MONITOR_APPLIED: Final = "ServiceMonitorApplied"
 
 
 class Reason:
@@ -31,6 +35,8 @@ class Reason:
     ROLLING_OUT: Final = "RollingOut"
     RECONCILED: Final = "Reconciled"
     AS_EXPECTED: Final = "AsExpected"
+    APPLIED: Final = "Applied"
+    SERVICE_MONITOR_UNAVAILABLE: Final = "ServiceMonitorUnavailable"
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,8 @@ class Observation:
     gateway_endpoint: str | None = None
     problem: tuple[str, str] | None = None
     paused: bool = False
+    # None: no ServiceMonitor wanted; True: applied; False: its kind is not served.
+    service_monitor: bool | None = None
 
 
 def workload_readiness(observed: Obj | None, desired: Obj | None) -> Readiness:
@@ -76,6 +84,7 @@ def conditions(observation: Observation) -> list[tuple[str, str, str, str]]:
             (READY, "False", reason, message),
             (PROGRESSING, "False", reason, message),
             (DEGRADED, "True", reason, message),
+            *_service_monitor(observation),
         ]
     waiting = {key: r for key, r in observation.components.items() if not r.is_ready}
     if not waiting:
@@ -94,7 +103,23 @@ def conditions(observation: Observation) -> list[tuple[str, str, str, str]]:
     else:
         progressing = (PROGRESSING, "False", Reason.RECONCILED, "the desired state is applied")
     degraded = (DEGRADED, "False", Reason.AS_EXPECTED, "")
-    return [ready, progressing, degraded]
+    return [ready, progressing, degraded, *_service_monitor(observation)]
+
+
+def _service_monitor(observation: Observation) -> list[tuple[str, str, str, str]]:
+    if observation.service_monitor is None:
+        return []
+    if observation.service_monitor:
+        return [(SERVICE_MONITOR_APPLIED, "True", Reason.APPLIED, "the ServiceMonitor is applied")]
+    return [
+        (
+            SERVICE_MONITOR_APPLIED,
+            "False",
+            Reason.SERVICE_MONITOR_UNAVAILABLE,
+            "spec asks for a ServiceMonitor but the API serves no monitoring.coreos.com/v1 "
+            "servicemonitors (install the Prometheus operator's CRDs); not applied",
+        )
+    ]
 
 
 def _not_ready_reason(waiting: dict[str, Readiness]) -> str:

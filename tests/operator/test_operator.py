@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,22 @@ CHILD_KINDS = {
     "Ingress": "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
 }
 SHOPS = "/apis/microshop.dev/v1alpha1/namespaces/{ns}/shops"
+SERVICE_MONITORS = "/apis/monitoring.coreos.com/v1/namespaces/{ns}/servicemonitors"
+# The Prometheus operator's CRD, reduced to what serves the kind.
+SERVICE_MONITOR_CRD: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"plural": "servicemonitors", "singular": "servicemonitor",
+                  "kind": "ServiceMonitor", "listKind": "ServiceMonitorList"},
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "schema": {"openAPIV3Schema": {"type": "object",
+                                 "x-kubernetes-preserve-unknown-fields": True}}}],
+    },
+}  # fmt: skip
 
 
 class Operator:
@@ -171,10 +187,13 @@ def condition(api: RunningApi, shop: dict[str, Any], kind: str) -> dict[str, Any
     return {}
 
 
-def mark_workloads_ready(api: RunningApi, shop: dict[str, Any]) -> None:
-    """Play the Deployment and StatefulSet controllers: every wanted pod is ready."""
+def mark_workloads_ready(
+    api: RunningApi, shop: dict[str, Any], only: Callable[[str], bool] = lambda name: True
+) -> None:
+    """Play the Deployment and StatefulSet controllers: every wanted pod is ready (of the
+    workloads whose name `only` accepts)."""
     for obj in build_children(shop):
-        if obj["kind"] in ("Deployment", "StatefulSet"):
+        if obj["kind"] in ("Deployment", "StatefulSet") and only(obj["metadata"]["name"]):
             body = live(api, obj) or {}
             replicas = body.get("spec", {}).get("replicas", 1)
             ready = {"status": {"replicas": replicas, "readyReplicas": replicas}}
@@ -468,3 +487,179 @@ def test_generated_secrets_are_made_once_and_never_rotated(
     operator.api.kubectl("delete", "secret", jwt["metadata"]["name"], "-n", namespace)
     wait_for(lambda: live(operator.api, jwt), timeout=15, what="the Secret to return")
     assert content(jwt) != before[jwt["metadata"]["name"]]
+
+
+def events_about(api: RunningApi, shop: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = shop["metadata"]
+    listed = api.get(f"/api/v1/namespaces/{meta['namespace']}/events") or {}
+    return [e for e in listed["items"] if e.get("involvedObject", {}).get("name") == meta["name"]]
+
+
+def test_children_the_shop_no_longer_wants_are_deleted(operator: Operator, namespace: str) -> None:
+    scaled = shop_manifest(
+        namespace,
+        services={"users": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 4}}},
+        gateway={"ingress": {"host": "shop.example.com"}},
+    )
+    apply_shop(operator.api, scaled)
+    wait_for(lambda: all_applied(operator.api, scaled), timeout=30, what="every child")
+    # Labelled like a child but owned by no Shop: not the operator's to delete.
+    stranger = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "demo-stranger", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/instance": "demo",
+                                "app.kubernetes.io/managed-by": "microshop-operator"}},
+    }  # fmt: skip
+    operator.api.kubectl("apply", "--validate=false", "-f", "-", input=json.dumps(stranger))
+    before = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
+    assert {("HorizontalPodAutoscaler", "demo-users"), ("PodDisruptionBudget", "demo-users"),
+            ("Ingress", "demo-gateway")} <= before.keys()  # fmt: skip
+
+    plain = shop_manifest(namespace)
+    apply_shop(operator.api, plain)
+    unwanted = wait_for(
+        lambda: (
+            condition(operator.api, plain, "Progressing").get("observedGeneration") == 2
+            and {(o["kind"], o["metadata"]["name"]) for o in children_in(operator.api, namespace)}
+        ),
+        what="the operator to apply the new generation",
+    )
+
+    after = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
+    assert before.keys() - after.keys() == {
+        ("HorizontalPodAutoscaler", "demo-users"),
+        ("PodDisruptionBudget", "demo-users"),
+        ("Ingress", "demo-gateway"),
+    }, unwanted
+    assert {(o["kind"], o["metadata"]["name"]) for o in desired(plain)} | {
+        ("ConfigMap", "demo-stranger")
+    } == after.keys()
+    moved = {key for key in after if before[key]["metadata"]["resourceVersion"]
+             != after[key]["metadata"]["resourceVersion"]}  # fmt: skip
+    # Only the Deployment whose replicas the HPA had managed changes (it now says 1).
+    assert moved == {("Deployment", "demo-users")}
+    deleted = wait_for(
+        lambda: (
+            {e["message"] for e in events_about(operator.api, plain) if e["reason"] == "Deleted"}
+            if len([e for e in events_about(operator.api, plain) if e["reason"] == "Deleted"]) >= 3
+            else None
+        ),
+        what="an Event per deletion",
+    )
+    assert deleted == {
+        "HorizontalPodAutoscaler demo-users: no longer in the spec",
+        "PodDisruptionBudget demo-users: no longer in the spec",
+        "Ingress demo-gateway: no longer in the spec",
+    }
+
+
+def test_a_service_monitor_waits_for_its_crd_without_degrading_the_shop(
+    operator: Operator, namespace: str
+) -> None:
+    shop = shop_manifest(namespace, observability={"metrics": {"serviceMonitor": True}})
+    workloads = [o for o in build_children(shop) if o["kind"] in ("Deployment", "StatefulSet")]
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all(live(operator.api, o) for o in workloads), what="the workloads")
+
+    mark_workloads_ready(operator.api, shop)
+    operator.api.kubectl(
+        "wait", "--for=condition=Ready", "shop/demo", "-n", namespace, "--timeout=20s"
+    )
+
+    skipped = condition(operator.api, shop, "ServiceMonitorApplied")
+    assert (skipped["status"], skipped["reason"]) == ("False", "ServiceMonitorUnavailable")
+    assert condition(operator.api, shop, "Degraded")["status"] == "False"
+    warned = wait_for(
+        lambda: [e for e in events_about(operator.api, shop)
+                 if e["reason"] == "ServiceMonitorUnavailable"],
+        what="a Warning Event about the missing ServiceMonitor kind",
+    )  # fmt: skip
+    assert warned[0]["type"] == "Warning"
+
+    # The Prometheus operator's CRD arrives: the next reconcile (the timer) applies it.
+    operator.api.kubectl(
+        "apply", "--validate=false", "-f", "-", input=json.dumps(SERVICE_MONITOR_CRD)
+    )
+    try:
+        monitor = wait_for(
+            lambda: operator.api.get(f"{SERVICE_MONITORS.format(ns=namespace)}/demo"),
+            timeout=15,
+            what="the ServiceMonitor",
+        )
+        applied = wait_for(
+            lambda: condition(operator.api, shop, "ServiceMonitorApplied").get("status") == "True",
+            what="ServiceMonitorApplied=True",
+        )
+    finally:
+        operator.api.kubectl("delete", "crd", "servicemonitors.monitoring.coreos.com")
+    assert applied
+    assert monitor["metadata"]["ownerReferences"][0]["name"] == "demo"
+    assert condition(operator.api, shop, "Ready")["status"] == "True"
+
+
+def test_ready_names_what_it_waits_for_and_moves_its_time_only_on_a_flip(
+    operator: Operator, namespace: str
+) -> None:
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+
+    def ready_because(reason: str) -> dict[str, Any]:
+        return wait_for(  # type: ignore[no-any-return]
+            lambda: (
+                condition(operator.api, shop, "Ready").get("reason") == reason
+                and condition(operator.api, shop, "Ready")
+            ),
+            what=f"Ready with reason {reason}",
+        )
+
+    # The services' pods are ready but they wait on their databases (and the bus).
+    mark_workloads_ready(operator.api, shop, only=lambda name: not name.endswith(("-db", "-bus")))
+    waiting_for_db = ready_because("DatabaseNotReady")
+    time.sleep(1.1)  # lastTransitionTime has a one-second resolution
+    # The databases answer; the bus does not yet: a new reason, the same status and time.
+    mark_workloads_ready(operator.api, shop, only=lambda name: name.endswith("-db"))
+    waiting_for_bus = ready_because("BusNotReady")
+    mark_workloads_ready(operator.api, shop, only=lambda name: name.endswith("-bus"))
+    ready = ready_because("AllComponentsReady")
+
+    assert waiting_for_db["status"] == waiting_for_bus["status"] == "False"
+    assert "users-db 0/1" in waiting_for_db["message"]
+    assert waiting_for_bus["message"] == "not ready: bus 0/1"
+    assert waiting_for_bus["lastTransitionTime"] == waiting_for_db["lastTransitionTime"]
+    assert ready["status"] == "True"
+    assert ready["lastTransitionTime"] > waiting_for_bus["lastTransitionTime"]
+
+
+def test_a_failed_apply_is_reported_as_degraded_with_a_warning(
+    operator: Operator, namespace: str
+) -> None:
+    shop = shop_manifest(namespace)
+    policies = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies/*"
+    operator.api.emulator.fail("PATCH", policies, 500, times=None)
+    try:
+        apply_shop(operator.api, shop)
+        degraded = wait_for(
+            lambda: (
+                condition(operator.api, shop, "Degraded").get("status") == "True"
+                and condition(operator.api, shop, "Degraded")
+            ),
+            what="Degraded",
+        )
+        warned = wait_for(
+            lambda: [e for e in events_about(operator.api, shop) if e["reason"] == "ApplyFailed"],
+            what="a Warning Event about the failed apply",
+        )
+    finally:
+        operator.api.emulator.clear_faults()
+
+    assert degraded["reason"] == "ApplyFailed"
+    assert "injected fault" in degraded["message"]
+    assert condition(operator.api, shop, "Ready")["reason"] == "ApplyFailed"
+    assert {e["type"] for e in warned} == {"Warning"}
+    # The fault cleared, a retry applies everything and the report recovers.
+    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_for(
+        lambda: condition(operator.api, shop, "Degraded").get("status") == "False",
+        what="Degraded=False after the retry",
+    )
