@@ -16,6 +16,10 @@ from microshop_operator.config import OperatorConfig
 
 CONFIG = OperatorConfig()
 SHOP = (c.GROUP, c.VERSION, c.PLURAL)
+DEPLOYMENTS = ("apps", "v1", "deployments")
+STATEFULSETS = ("apps", "v1", "statefulsets")
+# Every resource kopf lists and watches for the handlers below (operator/rbac.yaml grants it).
+WATCHED = (SHOP, DEPLOYMENTS, STATEFULSETS)
 OWNED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 
 
@@ -51,8 +55,8 @@ async def reconcile_periodically(
     await memo.reconciler.reconcile_periodically(dict(body), logger)
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=OWNED)
-@kopf.on.event("apps", "v1", "statefulsets", labels=OWNED)
+@kopf.on.event(*DEPLOYMENTS, labels=OWNED)
+@kopf.on.event(*STATEFULSETS, labels=OWNED)
 async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     owner = handlers.owner_of(body)
     if owner is not None:
