@@ -198,6 +198,18 @@ class KubernetesApi:
         # A list's items carry no apiVersion/kind of their own (the list's say them).
         return [{**item, "apiVersion": api_version, "kind": kind} for item in items]
 
+    async def retain_volumes(self, statefulset: Obj) -> None:
+        """Make deleting this StatefulSet keep its PVCs, whatever its retention policy said."""
+        meta = statefulset["metadata"]
+        url = object_url("apps/v1", "StatefulSet", meta["namespace"], meta["name"])
+        retain = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+        await self._request(
+            "PATCH",
+            url,
+            body={"spec": {"persistentVolumeClaimRetentionPolicy": retain}},
+            content_type="application/merge-patch+json",
+        )
+
     async def delete(self, obj: Obj) -> bool:
         """Delete one object (dependents in the background); False if it was already gone."""
         meta = obj["metadata"]

@@ -287,8 +287,9 @@ class Reconciler:
 
         Only objects labelled as this Shop's and managed by the operator, and owned (by uid)
         by this very Shop: a namesake's leftovers or someone else's objects are never touched.
-        A database switched to external loses its StatefulSet; its PVC stays unless
-        spec.pvcDeletionPolicy is Delete, when the StatefulSet controller deletes it too.
+        A database switched to external loses its StatefulSet but never its data: the
+        StatefulSet is first told to retain its PVCs (spec.pvcDeletionPolicy: Delete is about
+        deleting the Shop, not about moving one database out of it).
         """
         namespace, name = _key(shop)
         uid = shop["metadata"].get("uid")
@@ -303,6 +304,8 @@ class Reconciler:
                     continue
                 if (api_version, kind, obj["metadata"]["name"]) in wanted:
                     continue
+                if kind == "StatefulSet":
+                    await self.api.retain_volumes(obj)
                 if await self.api.delete(obj):
                     kopf.event(
                         _body(shop),

@@ -663,3 +663,34 @@ def test_a_failed_apply_is_reported_as_degraded_with_a_warning(
         lambda: condition(operator.api, shop, "Degraded").get("status") == "False",
         what="Degraded=False after the retry",
     )
+
+
+def test_a_database_moved_out_keeps_its_volumes_even_under_a_delete_policy(
+    operator: Operator, namespace: str
+) -> None:
+    managed = shop_manifest(namespace, pvcDeletionPolicy="Delete")
+    apply_shop(operator.api, managed)
+    wait_for(lambda: all_applied(operator.api, managed), timeout=30, what="every child")
+    database = f"/apis/apps/v1/namespaces/{namespace}/statefulsets/demo-users-db"
+    policy = (operator.api.get(database) or {})["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert policy["whenDeleted"] == "Delete"  # what the spec asked for the Shop's deletion
+
+    # Hold the deletion once, so the object can be seen just before it goes.
+    operator.api.emulator.fail("DELETE", database, 500, times=1)
+    external = shop_manifest(
+        namespace,
+        pvcDeletionPolicy="Delete",
+        databases={"users": {"external": {"secretRef": {"name": "users-db-url", "key": "url"}}}},
+    )
+    apply_shop(operator.api, external)
+    held = wait_for(
+        lambda: (
+            (body := operator.api.get(database))
+            and body["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+            and body
+        ),
+        timeout=20,
+        what="the StatefulSet to be told to retain its volumes",
+    )
+    assert held["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+    wait_for(lambda: operator.api.get(database) is None, timeout=20, what="the StatefulSet to go")
