@@ -283,3 +283,18 @@ def test_a_bad_token_is_a_401_with_a_plain_reason(
     response = client.get("/api/v1/orders", headers={"Authorization": authorization.encode()})
     assert response.status_code == 401
     assert response.json()["detail"] == f"invalid or missing access token: {detail}"
+
+
+def test_indexes_are_made_at_start_with_a_unique_user_and_key(keys: KeyPair) -> None:
+    settings = OrdersSettings(
+        database_url="mongomock://",
+        bus_url=f"memory://indexes-{uuid.uuid4().hex}",
+        jwt_public_key=keys.public_pem,
+    )
+    with TestClient(create_app(settings)) as client:
+        indexes = client.app.state.runtime.store.orders.index_information()  # type: ignore[attr-defined]
+    unique = {
+        tuple(key for key, _ in spec["key"]) for spec in indexes.values() if spec.get("unique")
+    }
+    assert ("user_id", "idempotency_key") in unique
+    assert ("id",) in unique
