@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from microshop.platform import telemetry
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer, generate_key_pair
 
 
@@ -24,6 +26,17 @@ def token_for(keys: KeyPair) -> Callable[..., str]:
         return TokenIssuer(keys.private_pem, ttl).issue(Principal(user_id, email))
 
     return make
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for this process, every ended span kept in memory; off again afterwards."""
+    exporter = InMemorySpanExporter()
+    telemetry.configure(exporter=exporter)
+    try:
+        yield exporter
+    finally:
+        telemetry.shutdown()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:

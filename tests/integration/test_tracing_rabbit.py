@@ -11,13 +11,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
 
-import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from microshop.platform import telemetry
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy
 from microshop.platform.bus.base import ATTEMPT_HEADER
 from microshop.platform.bus.instrumented import InstrumentedBus
@@ -35,16 +32,6 @@ from tests.unit.telemetry.test_bus_tracing import (
 )
 
 POLICY = RetryPolicy(max_attempts=3, base_delay_seconds=0.2, max_delay_seconds=1.0)
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    telemetry.configure(exporter=exporter)
-    try:
-        yield exporter
-    finally:
-        telemetry.shutdown()
 
 
 def close_connections(vhost_url: str) -> None:

@@ -11,24 +11,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from microshop.platform import telemetry
 from microshop.platform.logs import JsonFormatter
 from microshop.standalone import Ports, StandaloneShop
 
 PASSWORD = "saga-password-" + uuid.uuid4().hex
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on for this process, every ended span kept in memory; off again afterwards."""
-    exporter = InMemorySpanExporter()
-    telemetry.configure(exporter=exporter)
-    try:
-        yield exporter
-    finally:
-        telemetry.shutdown()
 
 
 @pytest.fixture
