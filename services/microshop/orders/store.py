@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any
 import pymongo
 import pymongo.errors
 from opentelemetry.trace import Tracer
+from pymongo import ReturnDocument
 
 from microshop.events import Event, OrderCreated, parse_event
 from microshop.orders.domain import (
@@ -32,6 +34,10 @@ from microshop.platform.clock import as_utc
 from microshop.platform.errors import Conflict
 from microshop.platform.outbox import to_message
 from microshop.platform.telemetry import TracedCollection
+
+RELAY_BATCH = 100
+# How long a relay may hold an order's events before another replica may take them over.
+OUTBOX_LEASE_SECONDS = 30.0
 
 
 def _duplicate_key_errors() -> tuple[type[Exception], ...]:
@@ -242,8 +248,9 @@ class OrderStore:
 
     # -- outbox -------------------------------------------------------------------------------
     def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
-        with self._lock:
-            docs = list(self.orders.find({"outbox.0": {"$exists": True}}).limit(100))
+        """Claim orders with pending events (a short lease, so replicas relay side by side
+        without sending an event twice), publish their events, then remove them."""
+        docs = self._claim_outbox(RELAY_BATCH)
         messages = [
             to_message(parse_event(entry["payload"]), entry.get("headers"))
             for doc in docs
@@ -251,14 +258,48 @@ class OrderStore:
         ]
         if not messages:
             return 0
-        publish(messages)
+        try:
+            publish(messages)
+        except Exception:
+            with self._lock:  # let the next attempt, here or in another replica, have them
+                self.orders.update_many(
+                    {"_id": {"$in": [doc["_id"] for doc in docs]}},
+                    {"$set": {"outbox_lease_until": None}},
+                )
+            raise
         with self._lock:
             for doc in docs:
                 sent = [entry["event_id"] for entry in doc["outbox"]]
                 self.orders.update_one(
-                    {"_id": doc["_id"]}, {"$pull": {"outbox": {"event_id": {"$in": sent}}}}
+                    {"_id": doc["_id"]},
+                    {
+                        "$pull": {"outbox": {"event_id": {"$in": sent}}},
+                        "$set": {"outbox_lease_until": None},
+                    },
                 )
         return len(messages)
+
+    def _claim_outbox(self, limit: int) -> list[dict[str, Any]]:
+        # Epoch seconds, not datetimes: the embedded stores hand datetimes back without a zone.
+        now = time.time()
+        claimed: list[dict[str, Any]] = []
+        with self._lock:
+            while len(claimed) < limit:
+                doc = self.orders.find_one_and_update(
+                    {
+                        "outbox.0": {"$exists": True},
+                        "$or": [
+                            {"outbox_lease_until": None},  # also matches a missing field
+                            {"outbox_lease_until": {"$lt": now}},  # a relay that died
+                        ],
+                    },
+                    {"$set": {"outbox_lease_until": now + OUTBOX_LEASE_SECONDS}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if doc is None:
+                    break
+                claimed.append(doc)
+        return claimed
 
     def backlog(self) -> tuple[int, float]:
         with self._lock:
