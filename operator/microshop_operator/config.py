@@ -25,5 +25,9 @@ class OperatorConfig(BaseSettings):
     # With a name, replicas elect a leader through kopf's peering objects (the peering CRDs
     # must be installed); without one, this replica assumes it is alone.
     peering_name: str | None = None
+    # A replica's peering record counts as alive this long after its last keep-alive (kopf
+    # renews it 5-10 s before it ends): the longest a standby waits to take over from a
+    # replica that died without saying so. A replica that stops cleanly withdraws at once.
+    peering_lifetime_seconds: int = Field(default=60, gt=0)
     # With a port, Prometheus metrics (reconciles by outcome, their duration) are served there.
     metrics_port: int | None = Field(default=None, gt=0, lt=65536)

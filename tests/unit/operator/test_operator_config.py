@@ -31,6 +31,8 @@ def configured(monkeypatch: pytest.MonkeyPatch, **env: str) -> kopf.OperatorSett
         ("PEERING_NAME", "shops", "peering.name", "shops"),
         ("PEERING_NAME", "shops", "peering.standalone", False),
         ("PEERING_NAME", "shops", "peering.mandatory", True),
+        # A standby takes over from a replica that died silently this long after its last sign.
+        ("PEERING_LIFETIME_SECONDS", "12", "peering.lifetime", 12),
     ],
 )
 def test_a_variable_sets_its_kopf_setting(
