@@ -187,6 +187,21 @@ def condition(api: RunningApi, shop: dict[str, Any], kind: str) -> dict[str, Any
     return {}
 
 
+def wait_for_condition(
+    api: RunningApi, shop: dict[str, Any], kind: str, timeout: float = 20, **expected: str
+) -> dict[str, Any]:
+    """Poll until the Shop's `kind` condition has the `expected` fields; return it."""
+    return wait_for(  # type: ignore[no-any-return]
+        lambda: (
+            (found := condition(api, shop, kind))
+            and all(found.get(key) == value for key, value in expected.items())
+            and found
+        ),
+        timeout=timeout,
+        what=f"{kind} with {expected}",
+    )
+
+
 def mark_workloads_ready(
     api: RunningApi, shop: dict[str, Any], only: Callable[[str], bool] = lambda name: True
 ) -> None:
@@ -291,13 +306,7 @@ def test_an_invalid_shop_is_degraded_and_nothing_is_applied(
     )
     apply_shop(operator.api, shop)
 
-    degraded = wait_for(
-        lambda: (
-            condition(operator.api, shop, "Degraded").get("status") == "True"
-            and condition(operator.api, shop, "Degraded")
-        ),
-        what="Degraded",
-    )
+    degraded = wait_for_condition(operator.api, shop, "Degraded", status="True")
     assert degraded["reason"] == "InvalidSpec"
     assert "autoscaling" in degraded["message"]
     assert condition(operator.api, shop, "Ready")["status"] == "False"
@@ -378,13 +387,7 @@ def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: 
 
     paused = shop_manifest(namespace, paused=True, services={"users": {"replicas": 4}})
     apply_shop(operator.api, paused)
-    progressing = wait_for(
-        lambda: (
-            condition(operator.api, paused, "Progressing").get("reason") == "Paused"
-            and condition(operator.api, paused, "Progressing")
-        ),
-        what="Progressing=Paused",
-    )
+    progressing = wait_for_condition(operator.api, paused, "Progressing", reason="Paused")
     handled = f"[{namespace}/demo-orders] Handler 'child_changed' succeeded"
     seen = operator.log_path.read_text().count(handled)
     operator.api.kubectl("delete", "deployment", "demo-orders", "-n", namespace)
@@ -605,13 +608,7 @@ def test_ready_names_what_it_waits_for_and_moves_its_time_only_on_a_flip(
     wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
 
     def ready_because(reason: str) -> dict[str, Any]:
-        return wait_for(  # type: ignore[no-any-return]
-            lambda: (
-                condition(operator.api, shop, "Ready").get("reason") == reason
-                and condition(operator.api, shop, "Ready")
-            ),
-            what=f"Ready with reason {reason}",
-        )
+        return wait_for_condition(operator.api, shop, "Ready", reason=reason)
 
     # The services' pods are ready but they wait on their databases (and the bus).
     mark_workloads_ready(operator.api, shop, only=lambda name: not name.endswith(("-db", "-bus")))
@@ -639,13 +636,7 @@ def test_a_failed_apply_is_reported_as_degraded_with_a_warning(
     operator.api.emulator.fail("PATCH", policies, 500, times=None)
     try:
         apply_shop(operator.api, shop)
-        degraded = wait_for(
-            lambda: (
-                condition(operator.api, shop, "Degraded").get("status") == "True"
-                and condition(operator.api, shop, "Degraded")
-            ),
-            what="Degraded",
-        )
+        degraded = wait_for_condition(operator.api, shop, "Degraded", status="True")
         warned = wait_for(
             lambda: [e for e in events_about(operator.api, shop) if e["reason"] == "ApplyFailed"],
             what="a Warning Event about the failed apply",
