@@ -6,13 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from microshop.notifications.app import MIGRATIONS
-from microshop.notifications.models import Notification, NotificationsBase
+from microshop.notifications.models import Notification
 from microshop.platform.db import make_engine, make_session_factory, migrate
 
 
@@ -21,16 +19,6 @@ def engine(tmp_path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
     migrate(engine, MIGRATIONS)
     return engine
-
-
-def test_upgrade_creates_the_tables_the_models_describe(engine: Engine) -> None:
-    with engine.connect() as connection:
-        differences = compare_metadata(
-            MigrationContext.configure(connection), NotificationsBase.metadata
-        )
-
-    assert differences == []
-    assert {"notifications", "processed_events"} <= set(inspect(engine).get_table_names())
 
 
 def test_the_schema_refuses_a_second_notification_of_a_kind_for_one_order(
