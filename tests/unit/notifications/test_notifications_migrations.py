@@ -1,4 +1,4 @@
-"""The notifications migrations build the schema the models describe, one per (order, type)."""
+"""The notifications schema refuses a second notification of a kind for one order."""
 
 from __future__ import annotations
 

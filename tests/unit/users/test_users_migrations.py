@@ -1,4 +1,4 @@
-"""The users migrations build the schema the models describe, unique email included."""
+"""The users schema refuses a second user with the same email (whatever the code checked)."""
 
 from __future__ import annotations
 
