@@ -29,5 +29,7 @@ class OperatorConfig(BaseSettings):
     # renews it 5-10 s before it ends): the longest a standby waits to take over from a
     # replica that died without saying so. A replica that stops cleanly withdraws at once.
     peering_lifetime_seconds: int = Field(default=60, gt=0)
+    # The pod's name (the chart passes POD_NAME): Events then say which replica acted.
+    pod_name: str | None = Field(default=None, validation_alias="POD_NAME")
     # With a port, Prometheus metrics (reconciles by outcome, their duration) are served there.
     metrics_port: int | None = Field(default=None, gt=0, lt=65536)

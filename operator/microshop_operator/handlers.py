@@ -76,6 +76,8 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     # the operator posts its own Events with kopf.event, which this level does not filter.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = c.MANAGED_BY
+    if config.pod_name:
+        settings.posting.reporting_instance = config.pod_name
     settings.peering.lifetime = config.peering_lifetime_seconds
     if config.peering_name:
         settings.peering.standalone = False

@@ -66,6 +66,12 @@ def test_defaults_bound_every_watch_and_request(
     assert operator.attrgetter(setting)(configured(monkeypatch)) == expected
 
 
+def test_events_name_the_replica_that_posted_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "microshop-operator-1")
+
+    assert configured(monkeypatch).posting.reporting_instance == "microshop-operator-1"
+
+
 def test_every_timeout_variable_is_covered() -> None:
     """A new OperatorConfig timeout must reach kopf and be added to the table above."""
     timeouts = {name for name in OperatorConfig.model_fields if "timeout" in name}
