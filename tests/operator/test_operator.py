@@ -480,7 +480,16 @@ def test_generated_secrets_are_made_once_and_never_rotated(
         lambda: condition(operator.api, changed, "Progressing").get("observedGeneration") == 2,
         what="the operator to report the new generation",
     )
-    time.sleep(6)  # let one periodic reconcile pass: there is no event to wait for
+
+    def reconciles() -> float:
+        labels = {"namespace": namespace, "shop": "demo", "outcome": "success"}
+        return _scrape(operator).get(
+            ("microshop_operator_reconciles_total", frozenset(labels.items())), 0.0
+        )
+
+    # Two more reconciles (the test operator's timer runs every 5 s) without a spec change.
+    counted = reconciles()
+    wait_for(lambda: reconciles() >= counted + 2, timeout=20, what="two more reconciles")
     # ... every generated Secret holds exactly what it held.
     after = {s["metadata"]["name"]: content(s) for s in secrets}
     assert after == before
