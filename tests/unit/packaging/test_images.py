@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,11 +62,15 @@ def test_runtime_stage_is_slim_non_root_and_labelled(name: str) -> None:
         assert f"org.opencontainers.image.{key}=" in labels
 
 
-def test_builder_installs_exactly_the_lock_file() -> None:
-    for dockerfile, _ in DOCKERFILES.values():
+def test_builder_installs_exactly_the_lock_file_and_only_its_own_extra() -> None:
+    for name, (dockerfile, _) in DOCKERFILES.items():
         text = dockerfile.read_text()
         assert "FROM ghcr.io/astral-sh/uv:0.13.8 AS uv" in text
-        assert "uv sync --frozen --no-dev --no-editable" in text
+        syncs = [line for line in text.splitlines() if "uv sync" in line]
+        assert syncs and all("--frozen --no-dev" in line for line in syncs)
+        # The services image carries no kopf; the operator image no FastAPI or database drivers.
+        assert all(f"--extra {name}" in line for line in syncs), syncs
+        assert not any("--all-extras" in line for line in syncs)
 
 
 def test_dockerignore_sends_only_the_project() -> None:
@@ -78,3 +84,31 @@ def test_dockerignore_sends_only_the_project() -> None:
         "services/microshop/",
         "operator/microshop_operator/",
     }
+
+
+@pytest.mark.parametrize(
+    ("extra", "imports", "absent"),
+    [
+        ("services", "microshop.standalone, microshop.orders.app, microshop.__main__", "kopf"),
+        ("operator", "microshop_operator.main, microshop_operator.cli", "fastapi"),
+    ],
+)
+def test_each_image_extra_is_enough_for_its_code_and_no_more(
+    tmp_path: Path, extra: str, imports: str, absent: str
+) -> None:
+    """What the Dockerfile's `uv sync --extra X` installs, installed here the same way."""
+    uv = shutil.which("uv") or str(ROOT / ".uv" / "bin" / "uv")
+    environment = tmp_path / "venv"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment), "UV_PYTHON_DOWNLOADS": "never"}
+    subprocess.run(
+        [uv, "sync", "--frozen", "--no-dev", "--extra", extra, "--no-editable", "--quiet",
+         "--python", sys.executable],
+        cwd=ROOT, env=env, check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    python = str(environment / "bin" / "python")
+    probe = f"import importlib.util, {imports}; print(importlib.util.find_spec({absent!r}) is None)"
+    result = subprocess.run(
+        [python, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "True", f"{absent} should not be in the {extra} image"
