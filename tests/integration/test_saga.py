@@ -176,6 +176,15 @@ def test_the_same_event_delivered_twice_changes_nothing(shop: Shop, tap) -> None
     assert len(buyer.get("/api/v1/payments", params={"order_id": order["id"]}).json()) == 1
     notes = buyer.get("/api/v1/notifications").json()
     assert sorted(n["order_id"] for n in notes) == sorted([order["id"], marker["id"]])
+    # The repeats were recognised by event id (each inbox holds the event once), not only
+    # stopped by the unique constraints and the state machine behind it.
+    for service, kind in (("payments", "order.created"), ("notifications", "payment.succeeded")):
+        event_id = events[kind]["event_id"]
+        assert sql(
+            shop.database_urls[service],
+            "SELECT count(*) FROM processed_events WHERE event_id = %s",
+            event_id,
+        ) == [(1,)], service
     again = tap()
     assert [e["type"] for e in again if e["order_id"] == order["id"]] == [
         "order.created",
