@@ -18,8 +18,21 @@ CONFIG = OperatorConfig()
 SHOP = (c.GROUP, c.VERSION, c.PLURAL)
 DEPLOYMENTS = ("apps", "v1", "deployments")
 STATEFULSETS = ("apps", "v1", "statefulsets")
+# The other children the operator applies: a hand edit or deletion of any of them triggers a
+# reconcile at once, not at the next timer run. Not Secrets: watching them would mean reading
+# every Secret in the cluster; a deleted generated Secret comes back on the timer. Not
+# ServiceMonitors: their CRD may not exist.
+CHILDREN = (
+    ("", "v1", "services"),
+    ("", "v1", "serviceaccounts"),
+    ("", "v1", "configmaps"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("networking.k8s.io", "v1", "ingresses"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+)
 # Every resource kopf lists and watches for the handlers below (operator/rbac.yaml grants it).
-WATCHED = (SHOP, DEPLOYMENTS, STATEFULSETS)
+WATCHED = (SHOP, DEPLOYMENTS, STATEFULSETS, *CHILDREN)
 OWNED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 
 
@@ -55,12 +68,14 @@ async def reconcile_periodically(
     await memo.reconciler.reconcile_periodically(dict(body), logger)
 
 
-@kopf.on.event(*DEPLOYMENTS, labels=OWNED)
-@kopf.on.event(*STATEFULSETS, labels=OWNED)
 async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     owner = handlers.owner_of(body)
     if owner is not None:
         await memo.reconciler.reconcile_owner(*owner, logger)
+
+
+for _child in (DEPLOYMENTS, STATEFULSETS, *CHILDREN):
+    kopf.on.event(*_child, labels=OWNED)(child_changed)
 
 
 @kopf.on.delete(*SHOP, optional=True)

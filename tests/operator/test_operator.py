@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -60,7 +61,14 @@ SERVICE_MONITOR_CRD: dict[str, Any] = {
 class Operator:
     """`kopf run` of microshop_operator.main as a subprocess, with its log kept for failures."""
 
-    def __init__(self, api: RunningApi, log: Path, liveness_port: int, metrics_port: int) -> None:
+    def __init__(
+        self,
+        api: RunningApi,
+        log: Path,
+        liveness_port: int,
+        metrics_port: int,
+        reconcile_interval_seconds: int = 5,
+    ) -> None:
         self.api = api
         self.log_path = log
         self.liveness = f"http://127.0.0.1:{liveness_port}/healthz"
@@ -69,7 +77,7 @@ class Operator:
             **os.environ,
             "MICROSHOP_OPERATOR_METRICS_PORT": str(metrics_port),
             "KUBECONFIG": str(api.kubeconfig),
-            "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": "5",
+            "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": str(reconcile_interval_seconds),
             "MICROSHOP_OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS": "30",
             "MICROSHOP_OPERATOR_WATCH_CLIENT_TIMEOUT_SECONDS": "40",
             "MICROSHOP_OPERATOR_RETRY_BACKOFF_SECONDS": "1",
@@ -112,13 +120,14 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
-def operator(
-    module_api: RunningApi, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def running_operator(
+    api: RunningApi, directory: Path, reconcile_interval_seconds: int = 5
 ) -> Iterator[Operator]:
-    module_api.kubectl("apply", "--validate=false", "-f", str(CRD))
+    """The CRD applied and the operator started and alive; stopped (log printed) at exit."""
+    api.kubectl("apply", "--validate=false", "-f", str(CRD))
     running = Operator(
-        module_api, tmp_path_factory.mktemp("operator") / "kopf.log", _free_port(), _free_port()
+        api, directory / "kopf.log", _free_port(), _free_port(), reconcile_interval_seconds
     )
 
     def alive() -> bool:
@@ -135,6 +144,14 @@ def operator(
     finally:
         running.stop()
         print(f"\n--- operator log (last {OPERATOR_LOG_LINES} lines) ---\n{running.tail()}")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    module_api: RunningApi, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    with running_operator(module_api, tmp_path_factory.mktemp("operator")) as running:
+        yield running
 
 
 def shop_manifest(namespace: str, name: str = "demo", **spec: Any) -> dict[str, Any]:
