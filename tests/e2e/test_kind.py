@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,24 +11,13 @@ import pytest
 import yaml
 
 from tests.support.kind import SHOP_NAMESPACE, Cluster
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "manifests" / "examples" / "shop-minimal.yaml"
 FINAL = {"PAID", "PAYMENT_FAILED"}
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll until check() returns something truthy (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(1)
 
 
 def place_order(http: httpx.Client, payment_method: str, items: list[dict]) -> dict[str, Any]:
@@ -77,12 +64,25 @@ def test_a_shop_takes_orders_on_kind(cluster: Cluster, operator: str, port_forwa
             http, "pm_card_chargeDeclined", [{"sku": "HOODIE-GREY", "quantity": 1}]
         )
 
-        paid = wait_until(lambda: settled(http, paid["id"]), 120, "the paid order to settle")
-        declined = wait_until(lambda: settled(http, declined["id"]), 120, "the declined order")
+        paid = wait_until(
+            lambda: settled(http, paid["id"]),
+            timeout=120,
+            interval=1,
+            what="the paid order to settle",
+        )
+        declined = wait_until(
+            lambda: settled(http, declined["id"]),
+            timeout=120,
+            interval=1,
+            what="the declined order",
+        )
         assert paid["status"] == "PAID"
         assert declined["status"] == "PAYMENT_FAILED"
         notifications = wait_until(
-            lambda: http.get("/api/v1/notifications").json(), 60, "a notification"
+            lambda: http.get("/api/v1/notifications").json(),
+            timeout=60,
+            interval=1,
+            what="a notification",
         )
         assert [n["order_id"] for n in notifications] == [paid["id"]]
 
@@ -94,6 +94,7 @@ def test_a_shop_takes_orders_on_kind(cluster: Cluster, operator: str, port_forwa
             "--namespace", SHOP_NAMESPACE, "get", "deployments",
             "-l", f"app.kubernetes.io/instance={name}", "-o", "name",
         ).strip(),
-        180,
-        "the Shop's Deployments to be garbage collected",
+        timeout=180,
+        interval=1,
+        what="the Shop's Deployments to be garbage collected",
     )  # fmt: skip

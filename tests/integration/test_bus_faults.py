@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -20,26 +19,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from microshop.events import EXCHANGE, OrderCreated
+from microshop.events import EXCHANGE
 from microshop.platform import db
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy, Unroutable
 from microshop.platform.bus.rabbit import RabbitBus, dead_letter_queue_name, retry_queue_name
 from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox, decode
-from tests.conftest import wait_until
 from tests.integration.conftest import RabbitNode
+from tests.support.events import order_created
 from tests.support.outbox_schema import Effect, Inbox, Outbox, PlatformTestBase
+from tests.support.polling import wait_until
 
 POLICY = RetryPolicy(max_attempts=4, base_delay_seconds=0.2, max_delay_seconds=5.0)
-
-
-def order_created() -> OrderCreated:
-    return OrderCreated(
-        order_id=str(uuid.uuid4()),
-        user_id="u-1",
-        total_cents=1250,
-        currency="EUR",
-        payment_method="pm_card_visa",
-    )
 
 
 def queue_depths(url: str, *queues: str) -> dict[str, int]:

@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 
-from tests.conftest import wait_until
 from tests.integration.conftest import Shop
+from tests.support.polling import wait_until
 
 FIELDS = {"ts", "level", "service", "logger", "message", "request_id", "trace_id", "span_id"}
 

@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from microshop.events import EXCHANGE, PaymentSucceeded
-from tests.conftest import wait_until
 from tests.integration.conftest import Shop
+from tests.support.polling import wait_until
 
 EXPECTED = {
     "pm_card_visa": ("PAID", None),

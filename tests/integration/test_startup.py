@@ -13,8 +13,8 @@ import httpx
 import psycopg
 
 from microshop.platform.auth import generate_key_pair
-from tests.conftest import wait_until
 from tests.integration.conftest import PG_ADMIN, _free_port
+from tests.support.polling import wait_until
 
 
 def test_a_service_started_before_its_database_becomes_ready_when_it_appears(

@@ -19,8 +19,8 @@ from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy
 from microshop.platform.bus.base import ATTEMPT_HEADER
 from microshop.platform.bus.instrumented import InstrumentedBus
 from microshop.platform.bus.rabbit import RabbitBus
-from tests.conftest import wait_until
 from tests.integration.test_bus_faults import queue_depths
+from tests.support.polling import wait_until
 from tests.unit.telemetry.test_bus_tracing import (
     assert_retried_under_publish,
     named,

@@ -8,8 +8,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,17 +100,3 @@ class RunningApi:
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
-
-
-def wait_for(
-    condition: Callable[[], Any], *, timeout: float = 15, interval: float = 0.1, what: str = ""
-) -> Any:
-    """Poll until the condition returns something truthy; return it, or fail with `what`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = condition()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}: {last!r}")

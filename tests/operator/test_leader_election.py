@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import RunningApi, wait_for
+from apiserver import RunningApi
 from test_operator import CRD, all_applied, apply_shop, live, shop_manifest
 
 from microshop_operator.builders import build_children
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.operator
 
@@ -138,14 +139,17 @@ def replicas(module_api: RunningApi, tmp_path: Path) -> Iterator[tuple[Replica, 
     leader = Replica(api, tmp_path / "replica-1.log", 1)
     standby: Replica | None = None
     try:
-        wait_for(leader.alive, timeout=20, what="the leader's liveness endpoint")
+        wait_until(leader.alive, timeout=20, what="the leader's liveness endpoint")
         # A replica with mandatory peering starts paused and resumes once no peer outranks it.
-        wait_for(lambda: leader.said("Resuming operations"), what="the leader to resume")
+        wait_until(
+            lambda: leader.said("Resuming operations"), what="the leader to resume", timeout=15
+        )
         standby = Replica(api, tmp_path / "replica-0.log", 0)
-        wait_for(standby.alive, timeout=20, what="the standby's liveness endpoint")
-        wait_for(
+        wait_until(standby.alive, timeout=20, what="the standby's liveness endpoint")
+        wait_until(
             lambda: sorted(p["priority"] for p in peers(api).values()) == [0, 1],
             what="both replicas in the peering object",
+            timeout=15,
         )
         yield standby, leader
     finally:
@@ -166,10 +170,10 @@ def test_only_the_leader_works_and_a_standby_takes_over_when_it_dies(
     shop = shop_manifest(namespace)
 
     apply_shop(api, shop)
-    wait_for(lambda: all_applied(api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(api, shop), timeout=30, what="every child")
 
     # The log line follows the writes it reports.
-    wait_for(
+    wait_until(
         lambda: any(m.startswith("applied ") for m in leader.about(namespace)),
         timeout=5,
         what="the leader's log of the children it applied",
@@ -185,7 +189,7 @@ def test_only_the_leader_works_and_a_standby_takes_over_when_it_dies(
     apply_shop(api, changed)
     users = next(o for o in build_children(changed) if o["kind"] == "Deployment"
                  and o["metadata"]["name"] == "demo-users")  # fmt: skip
-    wait_for(
+    wait_until(
         lambda: (live(api, users) or {}).get("spec", {}).get("replicas") == 3,
         # The record outlives the last keep-alive (1-3 s before the kill) by LIFETIME seconds;
         # then the standby resumes, re-lists and reconciles (about a second here).
@@ -194,7 +198,7 @@ def test_only_the_leader_works_and_a_standby_takes_over_when_it_dies(
     )
     took_over = time.monotonic() - died
 
-    wait_for(
+    wait_until(
         lambda: any(m.startswith("applied ") and "Deployment/demo-users" in m
                     for m in standby.about(namespace)),
         timeout=5,

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
-from apiserver import RunningApi, wait_for
+from apiserver import RunningApi
 
 from microshop_operator.builders import build_children, build_generated_secrets
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.operator
 
@@ -139,7 +140,7 @@ def running_operator(
             return False
 
     try:
-        wait_for(alive, timeout=20, what="the operator's liveness endpoint")
+        wait_until(alive, timeout=20, what="the operator's liveness endpoint")
         yield running
     finally:
         running.stop()
@@ -208,7 +209,7 @@ def wait_for_condition(
     api: RunningApi, shop: dict[str, Any], kind: str, timeout: float = 20, **expected: str
 ) -> dict[str, Any]:
     """Poll until the Shop's `kind` condition has the `expected` fields; return it."""
-    return wait_for(  # type: ignore[no-any-return]
+    return wait_until(  # type: ignore[no-any-return]
         lambda: (
             (found := condition(api, shop, kind))
             and all(found.get(key) == value for key, value in expected.items())
@@ -243,7 +244,7 @@ def test_a_shop_becomes_all_its_children_owned_by_it(
 
     started = time.monotonic()
     apply_shop(operator.api, shop)
-    applied = wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    applied = wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     elapsed = time.monotonic() - started
 
     shop_uid = (operator.api.get(f"{SHOPS.format(ns=namespace)}/demo") or {})["metadata"]["uid"]
@@ -253,11 +254,10 @@ def test_a_shop_becomes_all_its_children_owned_by_it(
             ("Shop", "demo", shop_uid, True)
         ], obj["metadata"]["name"]
     events_url = f"/api/v1/namespaces/{namespace}/events"
-    events = wait_for(
+    events = wait_until(
         lambda: [e for e in (operator.api.get(events_url) or {})["items"]
                  if e.get("involvedObject", {}).get("name") == "demo"],
-        what="Kubernetes Events about the Shop",
-    )  # fmt: skip
+        what="Kubernetes Events about the Shop", timeout=15)  # fmt: skip
     assert "Applied" in {e["reason"] for e in events}
     with capsys.disabled():
         print(f"\nShop creation -> all {len(applied)} children applied: {elapsed:.2f} s")
@@ -266,7 +266,7 @@ def test_a_shop_becomes_all_its_children_owned_by_it(
 def test_the_shop_turns_ready_when_its_workloads_are(operator: Operator, namespace: str) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     assert condition(operator.api, shop, "Ready").get("status") != "True"
 
     mark_workloads_ready(operator.api, shop)
@@ -283,14 +283,15 @@ def test_the_shop_turns_ready_when_its_workloads_are(operator: Operator, namespa
 def test_a_replicas_change_rolls_only_that_deployment(operator: Operator, namespace: str) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     before = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
 
     changed = shop_manifest(namespace, services={"users": {"replicas": 3}})
     apply_shop(operator.api, changed)
-    wait_for(
+    wait_until(
         lambda: condition(operator.api, changed, "Progressing").get("observedGeneration") == 2,
         what="the operator to report the new generation",
+        timeout=15,
     )
 
     after = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
@@ -303,13 +304,13 @@ def test_a_replicas_change_rolls_only_that_deployment(operator: Operator, namesp
 def test_a_deleted_child_comes_back(operator: Operator, namespace: str) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     gone = next(o for o in build_children(shop) if o["kind"] == "Deployment")
     old_uid = (live(operator.api, gone) or {})["metadata"]["uid"]
 
     operator.api.kubectl("delete", "deployment", gone["metadata"]["name"], "-n", namespace)
 
-    back = wait_for(lambda: live(operator.api, gone), timeout=15, what="the Deployment to return")
+    back = wait_until(lambda: live(operator.api, gone), timeout=15, what="the Deployment to return")
     assert back["metadata"]["uid"] != old_uid
 
 
@@ -351,9 +352,11 @@ def test_reconciles_are_measured_per_shop_and_shops_counted_by_condition(
     )
     apply_shop(operator.api, good)
     apply_shop(operator.api, bad)
-    wait_for(lambda: all_applied(operator.api, good), timeout=30, what="every child")
-    wait_for(
-        lambda: condition(operator.api, bad, "Degraded").get("status") == "True", what="Degraded"
+    wait_until(lambda: all_applied(operator.api, good), timeout=30, what="every child")
+    wait_until(
+        lambda: condition(operator.api, bad, "Degraded").get("status") == "True",
+        what="Degraded",
+        timeout=15,
     )
 
     def measured() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
@@ -365,7 +368,7 @@ def test_reconciles_are_measured_per_shop_and_shops_counted_by_condition(
             else None
         )
 
-    samples = wait_for(measured, what="the reconcile to be counted")
+    samples = wait_until(measured, what="the reconcile to be counted", timeout=15)
 
     def value(name: str, **labels: str) -> float:
         return samples.get((name, frozenset(labels.items())), 0.0)
@@ -398,7 +401,7 @@ def test_reconciles_are_measured_per_shop_and_shops_counted_by_condition(
 def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: str) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     deployment = next(o for o in build_children(shop) if o["metadata"]["name"] == "demo-users")
     before = (live(operator.api, deployment) or {})["metadata"]["resourceVersion"]
 
@@ -408,9 +411,10 @@ def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: 
     handled = f"[{namespace}/demo-orders] Handler 'child_changed' succeeded"
     seen = operator.log_path.read_text().count(handled)
     operator.api.kubectl("delete", "deployment", "demo-orders", "-n", namespace)
-    wait_for(
+    wait_until(
         lambda: operator.log_path.read_text().count(handled) > seen,
         what="the operator to handle the deletion (it would restore an unpaused Shop's child)",
+        timeout=15,
     )
 
     assert progressing["status"] == "False"
@@ -423,7 +427,7 @@ def test_deleting_the_shop_removes_its_children_and_keeps_volumes(
 ) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     # Play the StatefulSet controller: it makes one PVC per replica from the claim template,
     # owned by no one (persistentVolumeClaimRetentionPolicy whenDeleted=Retain).
     claims = []
@@ -441,7 +445,9 @@ def test_deleting_the_shop_removes_its_children_and_keeps_volumes(
 
     operator.api.kubectl("delete", "shop", "demo", "-n", namespace, "--wait=true", "--timeout=20s")
 
-    wait_for(lambda: children_in(operator.api, namespace) == [], what="the children to go")
+    wait_until(
+        lambda: children_in(operator.api, namespace) == [], what="the children to go", timeout=15
+    )
     remaining = operator.api.kubectl("get", "pvc", "-n", namespace, "-o", "name").split()
     assert sorted(remaining) == sorted(f"persistentvolumeclaim/{name}" for name in claims)
 
@@ -449,7 +455,7 @@ def test_deleting_the_shop_removes_its_children_and_keeps_volumes(
 def test_render_prints_what_the_operator_applies(operator: Operator, namespace: str) -> None:
     shop = shop_manifest(namespace, services={"payments": {"replicas": 2}})
     apply_shop(operator.api, shop)
-    applied = wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    applied = wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
 
     rendered = subprocess.run(
         [sys.executable, "-m", "microshop_operator.cli", "render", "-", "-n", namespace],
@@ -479,7 +485,7 @@ def test_generated_secrets_are_made_once_and_never_rotated(
 ) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
     secrets = build_generated_secrets(shop, generate=False)
 
     def content(secret: dict[str, Any]) -> dict[str, str]:
@@ -493,9 +499,10 @@ def test_generated_secrets_are_made_once_and_never_rotated(
     # A spec change and a timer run later (the test operator's timer is 5 s) ...
     changed = shop_manifest(namespace, services={"orders": {"replicas": 2}})
     apply_shop(operator.api, changed)
-    wait_for(
+    wait_until(
         lambda: condition(operator.api, changed, "Progressing").get("observedGeneration") == 2,
         what="the operator to report the new generation",
+        timeout=15,
     )
 
     def reconciles() -> float:
@@ -506,7 +513,7 @@ def test_generated_secrets_are_made_once_and_never_rotated(
 
     # Two more reconciles (the test operator's timer runs every 5 s) without a spec change.
     counted = reconciles()
-    wait_for(lambda: reconciles() >= counted + 2, timeout=20, what="two more reconciles")
+    wait_until(lambda: reconciles() >= counted + 2, timeout=20, what="two more reconciles")
     # ... every generated Secret holds exactly what it held.
     after = {s["metadata"]["name"]: content(s) for s in secrets}
     assert after == before
@@ -514,7 +521,7 @@ def test_generated_secrets_are_made_once_and_never_rotated(
     # One deleted by hand is made again (new material: the old is gone).
     jwt = next(s for s in secrets if s["metadata"]["name"].endswith("-jwt"))
     operator.api.kubectl("delete", "secret", jwt["metadata"]["name"], "-n", namespace)
-    wait_for(lambda: live(operator.api, jwt), timeout=15, what="the Secret to return")
+    wait_until(lambda: live(operator.api, jwt), timeout=15, what="the Secret to return")
     assert content(jwt) != before[jwt["metadata"]["name"]]
 
 
@@ -531,7 +538,7 @@ def test_children_the_shop_no_longer_wants_are_deleted(operator: Operator, names
         gateway={"ingress": {"host": "shop.example.com"}},
     )
     apply_shop(operator.api, scaled)
-    wait_for(lambda: all_applied(operator.api, scaled), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, scaled), timeout=30, what="every child")
     # Labelled like a child but owned by no Shop: not the operator's to delete.
     stranger = {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -546,12 +553,13 @@ def test_children_the_shop_no_longer_wants_are_deleted(operator: Operator, names
 
     plain = shop_manifest(namespace)
     apply_shop(operator.api, plain)
-    unwanted = wait_for(
+    unwanted = wait_until(
         lambda: (
             condition(operator.api, plain, "Progressing").get("observedGeneration") == 2
             and {(o["kind"], o["metadata"]["name"]) for o in children_in(operator.api, namespace)}
         ),
         what="the operator to apply the new generation",
+        timeout=15,
     )
 
     after = {(o["kind"], o["metadata"]["name"]): o for o in children_in(operator.api, namespace)}
@@ -567,13 +575,14 @@ def test_children_the_shop_no_longer_wants_are_deleted(operator: Operator, names
              != after[key]["metadata"]["resourceVersion"]}  # fmt: skip
     # Only the Deployment whose replicas the HPA had managed changes (it now says 1).
     assert moved == {("Deployment", "demo-users")}
-    deleted = wait_for(
+    deleted = wait_until(
         lambda: (
             {e["message"] for e in events_about(operator.api, plain) if e["reason"] == "Deleted"}
             if len([e for e in events_about(operator.api, plain) if e["reason"] == "Deleted"]) >= 3
             else None
         ),
         what="an Event per deletion",
+        timeout=15,
     )
     assert deleted == {
         "HorizontalPodAutoscaler demo-users: no longer in the spec",
@@ -588,7 +597,9 @@ def test_a_service_monitor_waits_for_its_crd_without_degrading_the_shop(
     shop = shop_manifest(namespace, observability={"metrics": {"serviceMonitor": True}})
     workloads = [o for o in build_children(shop) if o["kind"] in ("Deployment", "StatefulSet")]
     apply_shop(operator.api, shop)
-    wait_for(lambda: all(live(operator.api, o) for o in workloads), what="the workloads")
+    wait_until(
+        lambda: all(live(operator.api, o) for o in workloads), what="the workloads", timeout=15
+    )
 
     mark_workloads_ready(operator.api, shop)
     operator.api.kubectl(
@@ -598,11 +609,10 @@ def test_a_service_monitor_waits_for_its_crd_without_degrading_the_shop(
     skipped = condition(operator.api, shop, "ServiceMonitorApplied")
     assert (skipped["status"], skipped["reason"]) == ("False", "ServiceMonitorUnavailable")
     assert condition(operator.api, shop, "Degraded")["status"] == "False"
-    warned = wait_for(
+    warned = wait_until(
         lambda: [e for e in events_about(operator.api, shop)
                  if e["reason"] == "ServiceMonitorUnavailable"],
-        what="a Warning Event about the missing ServiceMonitor kind",
-    )  # fmt: skip
+        what="a Warning Event about the missing ServiceMonitor kind", timeout=15)  # fmt: skip
     assert warned[0]["type"] == "Warning"
 
     # The Prometheus operator's CRD arrives: the next reconcile (the timer) applies it.
@@ -610,14 +620,15 @@ def test_a_service_monitor_waits_for_its_crd_without_degrading_the_shop(
         "apply", "--validate=false", "-f", "-", input=json.dumps(SERVICE_MONITOR_CRD)
     )
     try:
-        monitor = wait_for(
+        monitor = wait_until(
             lambda: operator.api.get(f"{SERVICE_MONITORS.format(ns=namespace)}/demo"),
             timeout=15,
             what="the ServiceMonitor",
         )
-        applied = wait_for(
+        applied = wait_until(
             lambda: condition(operator.api, shop, "ServiceMonitorApplied").get("status") == "True",
             what="ServiceMonitorApplied=True",
+            timeout=15,
         )
     finally:
         operator.api.kubectl("delete", "crd", "servicemonitors.monitoring.coreos.com")
@@ -631,7 +642,7 @@ def test_ready_names_what_it_waits_for_and_moves_its_time_only_on_a_flip(
 ) -> None:
     shop = shop_manifest(namespace)
     apply_shop(operator.api, shop)
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
 
     def ready_because(reason: str) -> dict[str, Any]:
         return wait_for_condition(operator.api, shop, "Ready", reason=reason)
@@ -663,9 +674,10 @@ def test_a_failed_apply_is_reported_as_degraded_with_a_warning(
     try:
         apply_shop(operator.api, shop)
         degraded = wait_for_condition(operator.api, shop, "Degraded", status="True")
-        warned = wait_for(
+        warned = wait_until(
             lambda: [e for e in events_about(operator.api, shop) if e["reason"] == "ApplyFailed"],
             what="a Warning Event about the failed apply",
+            timeout=15,
         )
     finally:
         operator.api.emulator.clear_faults()
@@ -675,10 +687,11 @@ def test_a_failed_apply_is_reported_as_degraded_with_a_warning(
     assert condition(operator.api, shop, "Ready")["reason"] == "ApplyFailed"
     assert {e["type"] for e in warned} == {"Warning"}
     # The fault cleared, a retry applies everything and the report recovers.
-    wait_for(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
-    wait_for(
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    wait_until(
         lambda: condition(operator.api, shop, "Degraded").get("status") == "False",
         what="Degraded=False after the retry",
+        timeout=15,
     )
 
 
@@ -687,7 +700,7 @@ def test_a_database_moved_out_keeps_its_volumes_even_under_a_delete_policy(
 ) -> None:
     managed = shop_manifest(namespace, pvcDeletionPolicy="Delete")
     apply_shop(operator.api, managed)
-    wait_for(lambda: all_applied(operator.api, managed), timeout=30, what="every child")
+    wait_until(lambda: all_applied(operator.api, managed), timeout=30, what="every child")
     database = f"/apis/apps/v1/namespaces/{namespace}/statefulsets/demo-users-db"
     policy = (operator.api.get(database) or {})["spec"]["persistentVolumeClaimRetentionPolicy"]
     assert policy["whenDeleted"] == "Delete"  # what the spec asked for the Shop's deletion
@@ -700,7 +713,7 @@ def test_a_database_moved_out_keeps_its_volumes_even_under_a_delete_policy(
         databases={"users": {"external": {"secretRef": {"name": "users-db-url", "key": "url"}}}},
     )
     apply_shop(operator.api, external)
-    held = wait_for(
+    held = wait_until(
         lambda: (
             (body := operator.api.get(database))
             and body["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
@@ -710,4 +723,4 @@ def test_a_database_moved_out_keeps_its_volumes_even_under_a_delete_policy(
         what="the StatefulSet to be told to retain its volumes",
     )
     assert held["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
-    wait_for(lambda: operator.api.get(database) is None, timeout=20, what="the StatefulSet to go")
+    wait_until(lambda: operator.api.get(database) is None, timeout=20, what="the StatefulSet to go")

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from apiserver import RunningApi, wait_for
+from apiserver import RunningApi
 from test_operator import (
     Operator,
     all_applied,
@@ -20,6 +20,7 @@ from test_operator import (
 )
 
 from microshop_operator.builders import build_children
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.operator
 
@@ -48,7 +49,7 @@ def test_a_deleted_child_is_restored_by_its_watch(
     api = slow_timer_operator.api
     shop = shop_manifest(namespace)
     apply_shop(api, shop)
-    wait_for(lambda: all_applied(api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(api, shop), timeout=30, what="every child")
     child = next(
         o for o in build_children(shop) if (o["kind"], o["metadata"]["name"]) == (kind, name)
     )
@@ -56,7 +57,7 @@ def test_a_deleted_child_is_restored_by_its_watch(
 
     api.kubectl("delete", kind.lower(), name, "-n", namespace)
 
-    back = wait_for(lambda: live(api, child), timeout=10, what=f"{kind} {name} to return")
+    back = wait_until(lambda: live(api, child), timeout=10, what=f"{kind} {name} to return")
     assert back["metadata"]["uid"] != old_uid
 
 
@@ -64,7 +65,7 @@ def test_a_hand_edit_is_undone_by_its_watch(slow_timer_operator: Operator, names
     api = slow_timer_operator.api
     shop = shop_manifest(namespace)
     apply_shop(api, shop)
-    wait_for(lambda: all_applied(api, shop), timeout=30, what="every child")
+    wait_until(lambda: all_applied(api, shop), timeout=30, what="every child")
     routes = next(o for o in build_children(shop) if o["metadata"]["name"] == "demo-gateway-routes")
     key, wanted = next(iter(routes["data"].items()))
 
@@ -72,7 +73,7 @@ def test_a_hand_edit_is_undone_by_its_watch(slow_timer_operator: Operator, names
     api.kubectl("patch", "configmap", "demo-gateway-routes", "-n", namespace,
                 "--type=merge", "-p", patch)  # fmt: skip
 
-    wait_for(
+    wait_until(
         lambda: (live(api, routes) or {}).get("data", {}).get(key) == wanted,
         timeout=10,
         what="the gateway's routes to be restored",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ from microshop.notifications.settings import NotificationsSettings
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, Unroutable
 from microshop.platform.outbox import to_message
+from tests.support.polling import wait_until
 
 ALICE, BOB = "user-alice", "user-bob"
 
@@ -36,14 +36,6 @@ def paid(order_id: str, user_id: str = ALICE, amount_cents: int = 1234) -> Payme
 
 def publish(client: TestClient, *events: PaymentSucceeded | PaymentFailed) -> None:
     client.app.state.runtime.bus.publish([to_message(e) for e in events])  # type: ignore[attr-defined]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -72,7 +64,7 @@ def settle(client: TestClient, notifications_of: Callable[..., httpx.Response]) 
     """
     marker = f"marker-{uuid.uuid4()}"
     publish(client, paid(marker, user_id="marker-user"))
-    wait_until(lambda: order_ids(notifications_of("marker-user")) == [marker])
+    wait_until(lambda: order_ids(notifications_of("marker-user")) == [marker], timeout=5)
 
 
 def test_a_succeeded_payment_makes_one_order_paid_notification(
@@ -80,7 +72,7 @@ def test_a_succeeded_payment_makes_one_order_paid_notification(
 ) -> None:
     publish(client, paid("order-1", amount_cents=1234))
 
-    wait_until(lambda: order_ids(notifications_of()) == ["order-1"])
+    wait_until(lambda: order_ids(notifications_of()) == ["order-1"], timeout=5)
     [notification] = notifications_of().json()
     assert notification["type"] == "order_paid"
     assert notification["message"] == "Your order order-1 is paid: 12.34 EUR"
@@ -129,7 +121,7 @@ def test_each_processed_event_is_recorded_once(client: TestClient) -> None:
         with runtime.sessions() as session:
             return list(session.scalars(select(NotificationsInbox.event_id)))
 
-    wait_until(lambda: recorded() == [event.event_id])
+    wait_until(lambda: recorded() == [event.event_id], timeout=5)
 
 
 def test_a_failed_payment_is_not_routed_to_notifications(client: TestClient) -> None:
@@ -175,7 +167,7 @@ def test_a_malformed_message_is_dead_lettered_and_makes_nothing(
 
         runtime.bus.publish([OutgoingMessage("payment.succeeded", b"{not json", "broken-1")])
 
-        wait_until(lambda: len(runtime.bus.dead_letters(QUEUE)) == 1)
+        wait_until(lambda: len(runtime.bus.dead_letters(QUEUE)) == 1, timeout=5)
         with runtime.sessions() as session:
             assert session.scalar(select(func.count()).select_from(Notification)) == 0
 

@@ -16,7 +16,7 @@ from microshop.orders.store import OrderStore
 from microshop.platform.auth import KeyPair
 from microshop.platform.bus import IncomingMessage
 from microshop.platform.outbox import to_message
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 
 VISA = "pm_card_visa"
 

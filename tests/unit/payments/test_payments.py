@@ -17,7 +17,7 @@ from microshop.payments.settings import PaymentsSettings
 from microshop.platform.auth import KeyPair
 from microshop.platform.bus import IncomingMessage, OutgoingMessage
 from microshop.platform.outbox import to_message
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from microshop.platform.bus import (
     topic_matches,
 )
 from microshop.platform.bus.memory import MemoryBus
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 from tests.unit.platform.conftest import FAST_RETRY
 
 

@@ -4,30 +4,20 @@ consumer's change once per event_id, in one transaction with its mark."""
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from microshop.events import OrderCreated, parse_event
+from microshop.events import parse_event
 from microshop.platform.bus import Bus, Handler, OutgoingMessage, Unroutable
 from microshop.platform.bus.memory import MemoryBus
 from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox
-from tests.conftest import wait_until
+from tests.support.events import order_created
 from tests.support.outbox_schema import Effect, Inbox, Outbox
+from tests.support.polling import wait_until
 from tests.unit.platform.conftest import FAST_RETRY, SqlStore
-
-
-def order_created(order_id: str | None = None) -> OrderCreated:
-    return OrderCreated(
-        order_id=order_id or str(uuid.uuid4()),
-        user_id="u-1",
-        total_cents=1250,
-        currency="EUR",
-        payment_method="pm_card_visa",
-    )
 
 
 class FlakyBus(Bus):

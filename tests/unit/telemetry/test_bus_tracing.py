@@ -8,7 +8,6 @@ relay that publishes long after the request span ended (and after a refused firs
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from microshop.events import OrderCreated
 from microshop.platform import db, telemetry
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy
 from microshop.platform.bus.base import ATTEMPT_HEADER
@@ -26,8 +24,9 @@ from microshop.platform.bus.memory import MemoryBus
 from microshop.platform.metrics import ServiceMetrics
 from microshop.platform.outbox import OutboxRelay, SqlOutbox
 from microshop.platform.tracing import current_trace_headers
-from tests.conftest import wait_until
+from tests.support.events import order_created
 from tests.support.outbox_schema import Outbox, PlatformTestBase
+from tests.support.polling import wait_until
 from tests.unit.telemetry.test_tracing import render_tree
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_seconds=0.05, max_delay_seconds=1.0)
@@ -128,16 +127,6 @@ def test_a_failed_delivery_and_its_retry_are_children_of_the_publish(
     assert parent_id(outcome) == span_id(consumes[1])
     assert parent_id(notified) == span_id(outcome)
     assert len(trace) == 6  # request, publish, two deliveries, outcome publish, notification
-
-
-def order_created() -> OrderCreated:
-    return OrderCreated(
-        order_id=str(uuid.uuid4()),
-        user_id="u-1",
-        total_cents=1250,
-        currency="EUR",
-        payment_method="pm_card_visa",
-    )
 
 
 def test_an_event_that_waited_in_the_outbox_is_published_in_the_request_trace(

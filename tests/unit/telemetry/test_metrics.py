@@ -21,7 +21,7 @@ from microshop.platform.bus import OutgoingMessage
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.web import create_app
 from microshop.standalone import SERVICE_ORDER
-from tests.conftest import wait_until
+from tests.support.polling import wait_until
 from tests.unit.telemetry.conftest import run_saga, standalone
 
 ROOT = Path(__file__).resolve().parents[3]
