@@ -345,17 +345,85 @@ def test_creating_a_crd_serves_its_resource(api: RunningApi) -> None:
     assert widgets["items"][0]["kind"] == "Widget"
 
 
-def test_selectors_filter_lists(api: RunningApi) -> None:
-    """api-concepts "Label selectors" and "Field selectors" (metadata.name, metadata.namespace)."""
+def labelled(name: str, **labels: str) -> dict[str, Any]:
+    return {**configmap(name), "metadata": {"name": name, "labels": labels}}
+
+
+@pytest.mark.parametrize(
+    ("selector", "names"),
+    [
+        ("app=shop", ["cart", "db"]),
+        ("app==shop,tier!=db", ["cart"]),
+        ("tier in (db, cache)", ["db", "redis"]),
+        ("tier notin (db)", ["cart", "loner", "redis"]),  # notin also matches a missing label
+        ("tier", ["db", "redis"]),
+        ("!tier", ["cart", "loner"]),
+        ("app=shop,!tier", ["cart"]),
+        ("", ["cart", "db", "loner", "redis"]),
+    ],
+)
+def test_label_selectors_are_equality_and_set_based(
+    api: RunningApi, selector: str, names: list[str]
+) -> None:
+    """labels/selector.go (Parser.parse, Requirement.Matches): `=`/`==`/`!=`, `in`, `notin`
+    (true for objects without the key), `key` and `!key`, comma-joined and all required."""
     url = CONFIGMAPS.format(ns="default")
     with api.client() as client:
-        create(client, url, {**configmap("a"), "metadata": {"name": "a", "labels": {"app": "x"}}})
-        create(client, url, configmap("b"))
-        by_label = client.get(url, params={"labelSelector": "app=x"}).json()
-        by_name = client.get(url, params={"fieldSelector": "metadata.name=b"}).json()
+        create(client, url, labelled("cart", app="shop"))
+        create(client, url, labelled("db", app="shop", tier="db"))
+        create(client, url, labelled("redis", app="cache", tier="cache"))
+        create(client, url, labelled("loner"))
+        listed = client.get(url, params={"labelSelector": selector}).json()
 
-    assert [i["metadata"]["name"] for i in by_label["items"]] == ["a"]
+    assert [i["metadata"]["name"] for i in listed["items"]] == names
+
+
+def test_a_selector_that_does_not_parse_is_a_bad_request(api: RunningApi) -> None:
+    """labels/selector.go Parser: an unparsable selector is refused (400), not ignored."""
+    with api.client() as client:
+        response = client.get(CONFIGMAPS.format(ns="default"), params={"labelSelector": "a in b"})
+
+    assert response.status_code == 400
+    assert response.json()["message"] == "unable to parse requirement: found 'b' expected: '('"
+
+
+def test_watches_filter_by_label_on_the_server_and_the_selectors_are_recorded(
+    api: RunningApi,
+) -> None:
+    """api-concepts "Watches" with a labelSelector: only matching changes are sent; the emulator
+    records every list and watch with its selectors, so a test can tell a label-filtered watch
+    (issue 9 defect 9) from a cluster-wide one."""
+    url = CONFIGMAPS.format(ns="default")
+    with api.client() as client:
+        since = client.get(url).json()["metadata"]["resourceVersion"]
+        create(client, url, labelled("mine", owner="me"))
+        create(client, url, labelled("theirs", owner="them"))
+        params = {"watch": "true", "resourceVersion": since, "timeoutSeconds": "1",
+                  "labelSelector": "owner in (me)"}  # fmt: skip
+        with client.stream("GET", "/api/v1/configmaps", params=params) as stream:
+            events = [json.loads(line) for line in stream.iter_lines() if line]
+
+    assert [e["object"]["metadata"]["name"] for e in events] == ["mine"]
+    watches = [s for s in api.emulator.selectors_for("configmaps") if s.verb == "watch"]
+    assert [(w.namespace, w.label_selector) for w in watches] == [(None, "owner in (me)")]
+    lists = [s for s in api.emulator.selectors_for("configmaps") if s.verb == "list"]
+    assert [(s.namespace, s.label_selector) for s in lists] == [("default", "")]
+
+
+def test_field_selectors_pick_by_name_and_namespace(api: RunningApi) -> None:
+    """api-concepts "Field selectors": every kind supports metadata.name and metadata.namespace."""
+    with api.client() as client:
+        create(client, CONFIGMAPS.format(ns="default"), configmap("a"))
+        create(client, CONFIGMAPS.format(ns="default"), configmap("b"))
+        by_name = client.get(
+            CONFIGMAPS.format(ns="default"), params={"fieldSelector": "metadata.name=b"}
+        ).json()
+        unsupported = client.get(
+            CONFIGMAPS.format(ns="default"), params={"fieldSelector": "data.x=1"}
+        )
+
     assert [i["metadata"]["name"] for i in by_name["items"]] == ["b"]
+    assert unsupported.status_code == 400
 
 
 def test_protobuf_bodies_are_refused_with_415(api: RunningApi) -> None:
