@@ -9,12 +9,13 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo run test test-unit test-integration test-operator lint format lock images e2e manifests chart-crd scan scan-env clean
+.PHONY: help demo run test test-unit test-integration test-operator chaos lint format lock images e2e manifests chart-crd scan scan-env clean
 
 help:
 	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
 	@echo "make run    - keep the standalone shop serving on http://127.0.0.1:8080 until Ctrl-C"
 	@echo "make test   - lint + every test (unit, integration on PostgreSQL/RabbitMQ, operator)"
+	@echo "make chaos  - the chaos suite's full fault schedule on private servers; prints its table"
 	@echo "make lint   - ruff, ruff format --check, mypy"
 	@echo "make images - build the two container images (needs Docker)"
 	@echo "make e2e    - end-to-end on a kind cluster (needs Docker and kind)"
@@ -70,6 +71,10 @@ test-integration: $(VENV)/.synced
 
 test-operator: $(VENV)/.synced
 	$(BIN)/python -m pytest -m operator
+
+# The whole schedule of docs/reliability.md (about 15 minutes); `make test` runs a short one.
+chaos: $(VENV)/.synced
+	MICROSHOP_CHAOS_SCHEDULE=full $(BIN)/python -m pytest -m chaos tests/chaos -s -p no:logging
 
 # Images are tagged as the chart and the Shop default expect (ghcr.io/microshop/...:VERSION).
 IMAGE_REGISTRY ?= ghcr.io/microshop

@@ -24,10 +24,10 @@ from microshop.platform import db
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy, Unroutable
 from microshop.platform.bus.rabbit import RabbitBus, dead_letter_queue_name, retry_queue_name
 from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox, decode
-from tests.integration.conftest import RabbitNode
 from tests.support.events import order_created
 from tests.support.outbox_schema import Effect, Inbox, Outbox, PlatformTestBase
 from tests.support.polling import wait_until
+from tests.support.servers import RabbitNode
 
 POLICY = RetryPolicy(max_attempts=4, base_delay_seconds=0.2, max_delay_seconds=5.0)
 

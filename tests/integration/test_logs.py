@@ -8,8 +8,8 @@ import uuid
 
 import httpx
 
-from tests.integration.conftest import Shop
 from tests.support.polling import wait_until
+from tests.support.shop import Shop
 
 FIELDS = {"ts", "level", "service", "logger", "message", "request_id", "trace_id", "span_id"}
 

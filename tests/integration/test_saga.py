@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from microshop.events import EXCHANGE, PaymentSucceeded
-from tests.integration.conftest import Shop
 from tests.support.polling import wait_until
+from tests.support.shop import Shop
 
 EXPECTED = {
     "pm_card_visa": ("PAID", None),
@@ -240,7 +240,11 @@ def test_a_consumer_that_dies_after_commit_before_ack_causes_no_duplicate(
         channel = connection.channel()
         channel.confirm_delivery()
         queue = "notifications.payment-events"
-        wait_until(lambda: channel.queue_declare(queue, passive=True).method.consumer_count == 1)
+        # A fresh interpreter has to import the service first: on a busy machine that takes a while.
+        wait_until(
+            lambda: channel.queue_declare(queue, passive=True).method.consumer_count == 1,
+            timeout=60,
+        )
         channel.basic_publish(
             EXCHANGE,
             event.type,

@@ -13,8 +13,9 @@ import httpx
 import psycopg
 
 from microshop.platform.auth import generate_key_pair
-from tests.integration.conftest import PG_ADMIN, _free_port
+from tests.integration.conftest import PG_ADMIN
 from tests.support.polling import wait_until
+from tests.support.servers import free_port
 
 
 def test_a_service_started_before_its_database_becomes_ready_when_it_appears(
@@ -22,7 +23,7 @@ def test_a_service_started_before_its_database_becomes_ready_when_it_appears(
 ) -> None:
     name = f"microshop_late_{uuid.uuid4().hex[:8]}"
     base = postgres["payments"].rsplit("/", 1)[0]
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MICROSHOP_")},
         "MICROSHOP_DATABASE_URL": f"{base}/{name}",  # does not exist yet
