@@ -45,7 +45,7 @@ def test_a_service_started_before_its_database_becomes_ready_when_it_appears(
             return None
 
     try:
-        wait_until(lambda: answers("/healthz"), timeout=20)
+        wait_until(lambda: answers("/healthz"), timeout=120)  # a fresh interpreter, busy machine
         unready = answers("/readyz")
         assert unready is not None and unready.status_code == 503
         assert f'database "{name}" does not exist' in unready.json()["detail"]
