@@ -20,8 +20,10 @@ def api(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningApi]:
 
 @pytest.fixture(scope="module")
 def module_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    """One emulator for a module whose tests each work in their own namespace."""
-    with RunningApi(tmp_path_factory.mktemp("api")) as running:
+    """One emulator for a module whose tests each work in their own namespace. Pods run but are
+    not Ready until a test says so (`api.emulator.set_ready(namespace, workload)`), so a test
+    sees a Shop before and after its workloads are ready."""
+    with RunningApi(tmp_path_factory.mktemp("api"), pods_ready=False) as running:
         yield running
 
 

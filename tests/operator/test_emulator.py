@@ -8,11 +8,14 @@ API conventions (metadata, spec and status).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from apiserver import RunningApi
+
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.operator
 
@@ -41,7 +44,13 @@ WIDGETS_CRD: dict[str, Any] = {
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "schema": {"openAPIV3Schema": {"type": "object"}},
+                # free-form: a schema that declares nothing prunes everything it is sent
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "x-kubernetes-preserve-unknown-fields": True,
+                    }
+                },
             }
         ],
     },
@@ -64,9 +73,17 @@ def deployment(name: str, replicas: int = 1, ns: str = "default") -> dict[str, A
         "metadata": {"name": name, "namespace": ns},
         "spec": {
             "replicas": replicas,
-            "template": {"spec": {"containers": [{"name": "c", "image": "x"}]}},
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
         },
     }
+
+
+def make_namespace(client: httpx.Client, name: str) -> None:
+    create(client, "/api/v1/namespaces", {"metadata": {"name": name}})
 
 
 def create(client: httpx.Client, collection: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +107,8 @@ def test_cluster_scoped_list_is_a_typed_list(api: RunningApi) -> None:
 def test_list_across_all_namespaces_and_in_one(api: RunningApi) -> None:
     """api-concepts "Collections": /api/v1/configmaps lists all namespaces; a namespaced URL one."""
     with api.client() as client:
+        make_namespace(client, "a")
+        make_namespace(client, "b")
         create(client, CONFIGMAPS.format(ns="a"), configmap("one", "a"))
         create(client, CONFIGMAPS.format(ns="b"), configmap("two", "b"))
         everywhere = client.get("/api/v1/configmaps").json()
@@ -150,24 +169,20 @@ def test_generation_counts_spec_changes_only(api: RunningApi) -> None:
 def test_status_subresource_separates_spec_and_status(api: RunningApi) -> None:
     """Custom resources "Status subresource": the main endpoint ignores status; /status changes
     only status."""
-    url = DEPLOYMENTS.format(ns="default")
+    url = "/apis/example.com/v1/namespaces/default/widgets"
     with api.client() as client:
-        created = create(client, url, {**deployment("web"), "status": {"readyReplicas": 9}})
+        create(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGETS_CRD)
+        created = create(client, url, {"metadata": {"name": "w"}, "spec": {"size": 1},
+                                       "status": {"ready": 9}})  # fmt: skip
+        client.patch(f"{url}/w", json={"spec": {"size": 2}, "status": {"ready": 5}}, headers=MERGE)
         client.patch(
-            f"{url}/web",
-            json={"spec": {"replicas": 2}, "status": {"readyReplicas": 5}},
-            headers=MERGE,
+            f"{url}/w/status", json={"spec": {"size": 7}, "status": {"ready": 2}}, headers=MERGE
         )
-        client.patch(
-            f"{url}/web/status",
-            json={"spec": {"replicas": 7}, "status": {"readyReplicas": 2}},
-            headers=MERGE,
-        )
-        final = client.get(f"{url}/web").json()
+        final = client.get(f"{url}/w").json()
 
     assert "status" not in created
-    assert final["spec"]["replicas"] == 2
-    assert final["status"] == {"readyReplicas": 2}
+    assert final["spec"]["size"] == 2
+    assert final["status"] == {"ready": 2}
 
 
 def test_watch_resumes_from_a_resource_version_and_ends_after_timeout(api: RunningApi) -> None:
@@ -288,42 +303,100 @@ def test_finalizers_hold_deletion_until_removed(api: RunningApi) -> None:
     assert gone.status_code == 404
 
 
-def test_deleting_an_owner_collects_its_dependents(api: RunningApi) -> None:
-    """Garbage Collection: dependents whose ownerReferences name a deleted owner are deleted
-    (background propagation), transitively; propagationPolicy=Orphan leaves them."""
+def owned_configmap(name: str, owner: dict[str, Any], **ref: Any) -> dict[str, Any]:
+    meta = owner["metadata"]
+    owner_ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"],
+                 "uid": meta["uid"], **ref}  # fmt: skip
+    return {**configmap(name), "metadata": {"name": name, "ownerReferences": [owner_ref]}}
+
+
+def names_in(client: httpx.Client, url: str) -> set[str]:
+    return {i["metadata"]["name"] for i in client.get(url).json()["items"]}
+
+
+def test_deleting_an_owner_collects_its_dependents_in_the_background(api: RunningApi) -> None:
+    """Garbage Collection (pkg/controller/garbagecollector attemptToDeleteItem): after the
+    owner goes, dependents whose owners are all gone are deleted, transitively; a dependent
+    with another living owner only loses the dangling reference."""
     url = CONFIGMAPS.format(ns="default")
     with api.client() as client:
         owner = create(client, url, configmap("owner"))
-        ref = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "name": "owner",
-            "uid": owner["metadata"]["uid"],
-        }
-        child = create(
-            client,
-            url,
-            {**configmap("child"), "metadata": {"name": "child", "ownerReferences": [ref]}},
+        other = create(client, url, configmap("other"))
+        child = create(client, url, owned_configmap("child", owner))
+        create(client, url, owned_configmap("grandchild", child))
+        shared = owned_configmap("shared", owner)
+        shared["metadata"]["ownerReferences"].append(
+            owned_configmap("x", other)["metadata"]["ownerReferences"][0]
         )
-        grandchild_ref = {**ref, "name": "child", "uid": child["metadata"]["uid"]}
-        create(
-            client,
-            url,
-            {**configmap("gc"), "metadata": {"name": "gc", "ownerReferences": [grandchild_ref]}},
-        )
-        loner = create(client, url, configmap("loner"))
-        kept_ref = {**ref, "name": "loner", "uid": loner["metadata"]["uid"]}
-        create(
-            client,
-            url,
-            {**configmap("kept"), "metadata": {"name": "kept", "ownerReferences": [kept_ref]}},
-        )
+        create(client, url, shared)
 
         client.delete(f"{url}/owner")
-        client.request("DELETE", f"{url}/loner", json={"propagationPolicy": "Orphan"})
-        names = {i["metadata"]["name"] for i in client.get(url).json()["items"]}
+        wait_until(lambda: names_in(client, url) == {"other", "shared"}, what="the dependents")
+        kept = client.get(f"{url}/shared").json()
 
-    assert names == {"kept"}
+    assert [r["name"] for r in kept["metadata"]["ownerReferences"]] == ["other"]
+
+
+def test_orphan_deletion_takes_the_owner_out_of_its_dependents(api: RunningApi) -> None:
+    """propagationPolicy Orphan (apiserver registry/store.go deletionFinalizersForGarbageCollection
+    adds the `orphan` finalizer; garbagecollector.go orphanDependents removes the owner from each
+    dependent's ownerReferences, then the finalizer): the dependents stay, owned by no one."""
+    url = CONFIGMAPS.format(ns="default")
+    with api.client() as client:
+        owner = create(client, url, configmap("owner"))
+        create(client, url, owned_configmap("child", owner, controller=True))
+
+        marked = client.request("DELETE", f"{url}/owner", json={"propagationPolicy": "Orphan"})
+        wait_until(lambda: "owner" not in names_in(client, url), what="the owner to go")
+        child = client.get(f"{url}/child").json()
+
+    assert marked.json()["metadata"]["finalizers"] == ["orphan"]
+    assert "ownerReferences" not in child["metadata"]
+
+
+def test_foreground_deletion_waits_for_blocking_dependents(api: RunningApi) -> None:
+    """propagationPolicy Foreground: the owner keeps a `foregroundDeletion` finalizer until the
+    dependents with blockOwnerDeletion are gone (garbagecollector.go processDeletingDependentsItem)."""
+    url = CONFIGMAPS.format(ns="default")
+    with api.client() as client:
+        owner = create(client, url, configmap("owner"))
+        child = owned_configmap("child", owner, blockOwnerDeletion=True)
+        child["metadata"]["finalizers"] = ["example.com/hold"]
+        create(client, url, child)
+        client.request("DELETE", f"{url}/owner", json={"propagationPolicy": "Foreground"})
+        wait_until(
+            lambda: client.get(f"{url}/child").json()["metadata"].get("deletionTimestamp"),
+            what="the child to be deleting",
+        )
+        held = client.get(f"{url}/owner").json()
+        client.patch(f"{url}/child", json={"metadata": {"finalizers": None}}, headers=MERGE)
+        wait_until(lambda: names_in(client, url) == set(), what="both to go")
+
+    assert held["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert held["metadata"]["deletionTimestamp"]
+
+
+def test_a_namespace_must_exist_and_deleting_it_deletes_its_contents(api: RunningApi) -> None:
+    """NamespaceLifecycle admission refuses objects in a missing or terminating namespace; the
+    namespace controller (pkg/controller/namespace/deletion) empties a deleted namespace before
+    its `kubernetes` finalizer goes."""
+    with api.client() as client:
+        missing = client.post(CONFIGMAPS.format(ns="nowhere"), json=configmap("cm", "nowhere"))
+        make_namespace(client, "doomed")
+        create(client, CONFIGMAPS.format(ns="doomed"), configmap("cm", "doomed"))
+        create(client, DEPLOYMENTS.format(ns="doomed"), deployment("web", ns="doomed"))
+        terminating = client.delete("/api/v1/namespaces/doomed").json()
+        wait_until(
+            lambda: client.get("/api/v1/namespaces/doomed").status_code == 404,
+            what="the namespace to go",
+        )
+        left = client.get("/api/v1/namespaces/doomed/configmaps").json()["items"]
+
+    assert (
+        missing.status_code == 404 and missing.json()["message"] == 'namespaces "nowhere" not found'
+    )
+    assert terminating["status"]["phase"] == "Terminating"
+    assert left == []
 
 
 def test_creating_a_crd_serves_its_resource(api: RunningApi) -> None:
@@ -480,3 +553,613 @@ def test_an_injected_fault_answers_matching_requests_then_wears_off(api: Running
     assert untouched.status_code == 200
     assert refused == [503, 503, 503]
     assert cleared.status_code == 200
+
+
+# -- what the API server refuses: immutable fields ---------------------------------------------
+
+STATEFULSETS = "/apis/apps/v1/namespaces/{ns}/statefulsets"
+SERVICES = "/api/v1/namespaces/{ns}/services"
+CLAIMS = "/api/v1/namespaces/{ns}/persistentvolumeclaims"
+STORAGE_CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
+
+
+def statefulset(name: str, size: str = "1Gi") -> dict[str, Any]:
+    claim = {"metadata": {"name": "data"},
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}  # fmt: skip
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "serviceName": name,
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "db", "image": "postgres:17"}]},
+            },
+            "volumeClaimTemplates": [claim],
+        },
+    }
+
+
+def test_a_statefulset_update_may_change_only_the_allowlisted_fields(api: RunningApi) -> None:
+    """apps/validation/validation.go ValidateStatefulSetUpdate: replicas, ordinals, template,
+    updateStrategy, revisionHistoryLimit, persistentVolumeClaimRetentionPolicy and
+    minReadySeconds may change; anything else in spec (a claim template's size, the service
+    name) is 422 with the real message."""
+    url = STATEFULSETS.format(ns="default")
+    with api.client() as client:
+        create(client, url, statefulset("db"))
+        allowed = client.patch(
+            f"{url}/db",
+            json={"spec": {"replicas": 3, "revisionHistoryLimit": 2, "minReadySeconds": 5,
+                           "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}},
+            headers=MERGE,
+        )  # fmt: skip
+        grown = statefulset("db", size="2Gi")["spec"]["volumeClaimTemplates"]
+        bigger = client.patch(
+            f"{url}/db", json={"spec": {"volumeClaimTemplates": grown}}, headers=MERGE
+        )
+        renamed = client.patch(f"{url}/db", json={"spec": {"serviceName": "other"}}, headers=MERGE)
+
+    assert allowed.status_code == 200, allowed.text
+    for refused in (bigger, renamed):
+        assert refused.status_code == 422
+        assert refused.json()["reason"] == "Invalid"
+        assert refused.json()["message"] == (
+            'StatefulSet.apps "db" is invalid: spec: Forbidden: updates to statefulset spec for '
+            "fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', "
+            "'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and "
+            "'minReadySeconds' are forbidden"
+        )
+
+
+def test_the_selector_of_a_deployment_is_immutable(api: RunningApi) -> None:
+    """apps/validation/validation.go ValidateDeploymentUpdate: ValidateImmutableField on
+    spec.selector ("field is immutable", apimachinery api/validation/objectmeta.go)."""
+    url = DEPLOYMENTS.format(ns="default")
+    with api.client() as client:
+        create(client, url, deployment("web"))
+        moved = deployment("web")
+        moved["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+        moved["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
+        refused = client.put(f"{url}/web", json=moved)
+
+    assert refused.status_code == 422
+    assert refused.json()["message"] == (
+        'Deployment.apps "web" is invalid: spec.selector: Invalid value: '
+        '{"matchLabels":{"app":"other"}}: field is immutable'
+    )
+
+
+def test_a_service_keeps_the_cluster_ip_it_was_given(api: RunningApi) -> None:
+    """The service registry allocates spec.clusterIP(s) and keeps them when an update leaves
+    them out (pkg/registry/core/service/storage patchAllocatedValues); changing one is
+    validateUpgradeDowngradeClusterIPs' "may not change once set" (core/validation)."""
+    url = SERVICES.format(ns="default")
+    service = {"metadata": {"name": "web"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}  # fmt: skip
+    with api.client() as client:
+        made = create(client, url, service)
+        replaced = client.put(f"{url}/web", json={**service, "metadata": made["metadata"]}).json()
+        moved = client.patch(f"{url}/web", json={"spec": {"clusterIP": "10.96.9.9"}}, headers=MERGE)
+
+    ip = made["spec"]["clusterIP"]
+    assert made["spec"]["clusterIPs"] == [ip] and made["spec"]["ports"][0]["protocol"] == "TCP"
+    assert replaced["spec"]["clusterIP"] == ip
+    assert moved.status_code == 422
+    assert moved.json()["message"] == (
+        'Service "web" is invalid: spec.clusterIPs[0]: Invalid value: ["10.96.9.9"]: '
+        "may not change once set"
+    )
+
+
+def claim(name: str, size: str, storage_class: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": size}}}  # fmt: skip
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def test_a_bound_claim_may_only_grow_and_only_where_its_class_allows(api: RunningApi) -> None:
+    """core/validation ValidatePersistentVolumeClaimUpdate (spec immutable but the storage
+    request of a bound claim; never below status.capacity) and the PersistentVolumeClaimResize
+    admission (resize/admission.go: growth needs a class with allowVolumeExpansion). The
+    emulator's default StorageClass `standard` allows expansion; a test that needs one that
+    does not creates its own class (here `fixed`) and names it in the claim."""
+    url = CLAIMS.format(ns="default")
+    with api.client() as client:
+        create(client, STORAGE_CLASSES, {"metadata": {"name": "fixed"},
+               "provisioner": "example.com/disk", "allowVolumeExpansion": False})  # fmt: skip
+        create(client, url, claim("grows", "1Gi"))
+        create(client, url, claim("stuck", "1Gi", "fixed"))
+        for name in ("grows", "stuck"):
+            wait_until(
+                lambda n=name: client.get(f"{url}/{n}").json()["status"]["phase"] == "Bound",
+                what=f"{name} to be bound",
+            )
+        bigger = {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}
+        grown = client.patch(f"{url}/grows", json=bigger, headers=MERGE)
+        wait_until(
+            lambda: client.get(f"{url}/grows").json()["status"]["capacity"]["storage"] == "2Gi",
+            what="the volume to grow",
+        )
+        smaller = client.patch(
+            f"{url}/grows", json={"spec": {"resources": {"requests": {"storage": "1Gi"}}}},
+            headers=MERGE,
+        )  # fmt: skip
+        other_mode = client.patch(f"{url}/grows", json={"spec": {"accessModes": ["ReadWriteMany"]}},
+                                  headers=MERGE)  # fmt: skip
+        not_expandable = client.patch(f"{url}/stuck", json=bigger, headers=MERGE)
+
+    assert grown.status_code == 200
+    assert grown.json()["spec"]["storageClassName"] == "standard"  # DefaultStorageClass admission
+    assert smaller.status_code == 422
+    assert smaller.json()["message"] == (
+        'PersistentVolumeClaim "grows" is invalid: spec.resources.requests.storage: Forbidden: '
+        "field can not be less than status.capacity"
+    )
+    assert other_mode.status_code == 422
+    assert other_mode.json()["message"] == (
+        'PersistentVolumeClaim "grows" is invalid: spec: Forbidden: spec is immutable after '
+        "creation except resources.requests and volumeAttributesClassName for bound claims"
+    )
+    assert not_expandable.status_code == 403
+    assert not_expandable.json()["message"] == (
+        'persistentvolumeclaims "stuck" is forbidden: only dynamically provisioned pvc can be '
+        "resized and the storageclass that provisions the pvc must support resize"
+    )
+
+
+@pytest.mark.parametrize("kind", ["secrets", "configmaps"])
+def test_immutable_secrets_and_configmaps_keep_their_data(api: RunningApi, kind: str) -> None:
+    """core/validation ValidateSecretUpdate / ValidateConfigMapUpdate: once `immutable: true`,
+    neither the data nor the flag may change."""
+    url = f"/api/v1/namespaces/default/{kind}"
+    with api.client() as client:
+        create(
+            client, url, {"metadata": {"name": "frozen"}, "immutable": True, "data": {"k": "dg=="}}
+        )
+        changed = client.patch(f"{url}/frozen", json={"data": {"k": "eA=="}}, headers=MERGE)
+        thawed = client.patch(f"{url}/frozen", json={"immutable": False}, headers=MERGE)
+        labelled = client.patch(f"{url}/frozen", json={"metadata": {"labels": {"a": "b"}}},
+                                headers=MERGE)  # fmt: skip
+
+    qualified = {"secrets": "Secret", "configmaps": "ConfigMap"}[kind]
+    assert changed.status_code == 422
+    assert changed.json()["message"] == (
+        f'{qualified} "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+    )
+    assert thawed.json()["message"] == (
+        f'{qualified} "frozen" is invalid: immutable: Forbidden: field is immutable when '
+        "`immutable` is set"
+    )
+    assert labelled.status_code == 200  # metadata stays editable
+
+
+def test_built_in_kinds_get_the_defaults_the_real_server_sets(api: RunningApi) -> None:
+    """apps/v1 SetDefaults_Deployment and SetDefaults_StatefulSet, core/v1 SetDefaults_PodSpec
+    and SetDefaults_Container; a Secret's stringData folded into data (core/v1 conversion)."""
+    with api.client() as client:
+        bare = deployment("web")
+        del bare["spec"]["replicas"]
+        made = create(client, DEPLOYMENTS.format(ns="default"), bare)
+        database = create(client, STATEFULSETS.format(ns="default"), statefulset("db"))
+        secret = create(client, "/api/v1/namespaces/default/secrets",
+                        {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}})  # fmt: skip
+
+    spec = made["spec"]
+    assert spec["replicas"] == 1 and spec["progressDeadlineSeconds"] == 600
+    assert spec["strategy"] == {"type": "RollingUpdate",
+                                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}  # fmt: skip
+    container = spec["template"]["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "Always"  # no tag means latest
+    assert spec["template"]["spec"]["restartPolicy"] == "Always"
+    assert database["spec"]["podManagementPolicy"] == "OrderedReady"
+    assert database["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain", "whenScaled": "Retain"}  # fmt: skip
+    assert secret["data"] == {"password": "aHVudGVyMg=="} and "stringData" not in secret
+    assert secret["type"] == "Opaque"
+
+
+# -- what the API server refuses: custom resources against their CRD ---------------------------
+
+SHOP_CRD = Path(__file__).resolve().parents[2] / "crds" / "shop.yaml"
+SHOPS = "/apis/microshop.dev/v1alpha1/namespaces/default/shops"
+
+
+def shop(name: str = "demo", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "microshop.dev/v1alpha1", "kind": "Shop",
+            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+
+
+@pytest.fixture()
+def shops(api: RunningApi) -> RunningApi:
+    """The emulator with the project's own Shop CRD (crds/shop.yaml) installed."""
+    api.kubectl("apply", "--validate=false", "-f", str(SHOP_CRD))
+    return api
+
+
+def test_a_shop_gets_its_schema_defaults_and_loses_undeclared_fields(shops: RunningApi) -> None:
+    """schema/defaulting/algorithm.go Default (a default, then the defaults inside it) and
+    schema/pruning/algorithm.go: an undeclared field is dropped, with a Warning under the
+    default fieldValidation=Warn and a 400 under Strict (customresource_handler.go)."""
+    with shops.client() as client:
+        made = client.post(SHOPS, json=shop(services={"users": {"replicas": 2}}, colour="red"))
+        strict = client.post(
+            SHOPS, json=shop("strict", colour="red"), params={"fieldValidation": "Strict"}
+        )
+
+    assert made.status_code == 201, made.text
+    spec = made.json()["spec"]
+    assert "colour" not in spec
+    assert made.headers.get_list("Warning") == ['299 - "unknown field \\"spec.colour\\""']
+    assert spec["version"] == "0.1.0"
+    assert spec["services"]["users"]["autoscaling"] == {
+        "enabled": False, "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 80}  # fmt: skip
+    assert strict.status_code == 400
+    assert strict.json()["message"] == 'strict decoding error: unknown field "spec.colour"'
+
+
+def test_a_shop_against_its_openapi_schema(shops: RunningApi) -> None:
+    """pkg/apiserver/validation kubeOpenAPIResultToFieldErrors: bounds, patterns and types are
+    422 Invalid with kube-openapi's wording, every error in one Status; CEL rules still run
+    after a bound or pattern error but not after a type error (registry/customresource
+    strategy.go hasBlockingErr)."""
+    with shops.client() as client:
+        response = client.post(
+            SHOPS,
+            json=shop(
+                version="not a tag!", services={"users": {"autoscaling": {"maxReplicas": 0}}}
+            ),
+        )
+        typed = client.post(
+            SHOPS, json=shop(services={"orders": {"autoscaling": {"enabled": "yes"}}})
+        )
+
+    assert response.status_code == 422
+    assert response.json()["message"] == (
+        'Shop.microshop.dev "demo" is invalid: ['
+        "spec.services.users.autoscaling.maxReplicas: Invalid value: 0: "
+        "spec.services.users.autoscaling.maxReplicas in body should be greater than or equal to 1, "
+        'spec.version: Invalid value: "not a tag!": spec.version in body should match '
+        "'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', "
+        "spec.services.users.autoscaling: Invalid value: "
+        "autoscaling.minReplicas must not exceed autoscaling.maxReplicas]"
+    )
+    assert typed.status_code == 422
+    assert typed.json()["message"].startswith(
+        'Shop.microshop.dev "demo" is invalid: [spec.services.orders.autoscaling.enabled: '
+        'Invalid value: "yes": spec.services.orders.autoscaling.enabled in body must be of type '
+        'boolean: "string", <nil>: Invalid value: null: some validation rules were not checked'
+    )
+
+
+def test_a_shop_is_refused_by_its_cel_rules_with_their_messages(shops: RunningApi) -> None:
+    """schema/cel/validation.go: each x-kubernetes-validations rule runs with `self` at its
+    node; a false rule is 422 at that node's path with the rule's message."""
+    with shops.client() as client:
+        both = client.post(
+            SHOPS, json=shop(services={"users": {"replicas": 2, "autoscaling": {"enabled": True}}})
+        )
+        long_name = client.post(SHOPS, json=shop("a" * 31))
+
+    assert both.status_code == 422
+    assert both.json()["message"] == (
+        'Shop.microshop.dev "demo" is invalid: spec.services.users: Invalid value: '
+        "set either replicas or autoscaling.enabled, not both"
+    )
+    assert long_name.json()["details"]["causes"][0]["field"] == "<nil>"
+    assert "a Shop's name is a DNS label" in long_name.json()["message"]
+
+
+WIDGET_WITH_RULES: dict[str, Any] = {
+    **WIDGETS_CRD,
+    "spec": {
+        **WIDGETS_CRD["spec"],
+        "versions": [{
+            "name": "v1", "served": True, "storage": True,
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
+                "type": "object",
+                "properties": {
+                    "size": {"type": "string",
+                             "x-kubernetes-validations": [
+                                 {"rule": "quantity(self).compareTo(quantity(oldSelf)) >= 0",
+                                  "message": "size may only grow"}]},
+                    "storageClassName": {"type": "string",
+                                         "x-kubernetes-validations": [
+                                             {"rule": "self == oldSelf",
+                                              "message": "storageClassName is immutable"}]},
+                    "legacy": {"type": "integer",
+                               "x-kubernetes-validations": [{"rule": "self < 10"}]},
+                }}}}},
+        }],
+    },
+}  # fmt: skip
+
+
+def test_transition_rules_compare_an_update_with_the_old_object(api: RunningApi) -> None:
+    """schema/cel/validation.go: a rule using `oldSelf` is a transition rule, run only on an
+    update (never on create); `quantity()` is Kubernetes' CEL quantity library
+    (apiserver/pkg/cel/library/quantity.go); a value that did not change is ratcheted."""
+    url = "/apis/example.com/v1/namespaces/default/widgets"
+    with api.client() as client:
+        create(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_WITH_RULES)
+        made = client.post(url, json={"metadata": {"name": "w"},
+                                      "spec": {"size": "10Gi", "storageClassName": "fast"}})  # fmt: skip
+        grown = client.patch(f"{url}/w", json={"spec": {"size": "20Gi"}}, headers=MERGE)
+        shrunk = client.patch(f"{url}/w", json={"spec": {"size": "1Gi"}}, headers=MERGE)
+        moved = client.patch(f"{url}/w", json={"spec": {"storageClassName": "slow"}}, headers=MERGE)
+
+    assert made.status_code == 201 and grown.status_code == 200
+    assert shrunk.status_code == 422
+    assert shrunk.json()["message"] == (
+        'Widget.example.com "w" is invalid: spec.size: Invalid value: "1Gi": size may only grow'
+    )
+    assert moved.json()["message"] == (
+        'Widget.example.com "w" is invalid: spec.storageClassName: Invalid value: "slow": '
+        "storageClassName is immutable"
+    )
+    assert moved.json()["details"]["causes"] == [{
+        "reason": "FieldValueInvalid", "field": "spec.storageClassName",
+        "message": 'Invalid value: "slow": storageClassName is immutable'}]  # fmt: skip
+
+
+# -- controllers: what a cluster's control plane reports ----------------------------------------
+
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def status_of(client: httpx.Client, url: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.get(url).json().get("status") or {}
+    return found
+
+
+def condition_of(status: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or () if c["type"] == kind), {})
+
+
+def test_a_deployment_rolls_out_with_the_status_fields_the_real_controller_sets(
+    api: RunningApi,
+) -> None:
+    """pkg/controller/deployment: a ReplicaSet per template (`<name>-<pod-template-hash>`),
+    pods from it, and status as sync.go calculateStatus and progress.go syncRolloutStatus set
+    it; a new template rolls out to a new ReplicaSet while the old one is scaled down."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    with api.client() as client:
+        create(client, DEPLOYMENTS.format(ns="default"), deployment("web", replicas=2))
+        first = wait_until(
+            lambda: (
+                (s := status_of(client, url)).get("availableReplicas") == 2
+                and condition_of(s, "Progressing").get("reason") == "NewReplicaSetAvailable"
+                and s
+            ),
+            what="the first rollout",
+        )
+        client.patch(url, headers=MERGE, json={"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "x:2"}]}}}})  # fmt: skip
+        second = wait_until(
+            lambda: (
+                (s := status_of(client, url)).get("observedGeneration") == 2
+                and s.get("updatedReplicas") == 2
+                and s.get("replicas") == 2
+                and condition_of(s, "Progressing").get("reason") == "NewReplicaSetAvailable"
+                and s
+            ),
+            what="the second rollout",
+        )
+        sets = client.get("/apis/apps/v1/namespaces/default/replicasets").json()["items"]
+        images = {p["spec"]["containers"][0]["image"] for p in client.get(PODS).json()["items"]}
+        rollout = api.kubectl("rollout", "status", "deployment/web", "--timeout=10s")
+
+    assert {k: first[k] for k in ("observedGeneration", "replicas", "updatedReplicas",
+                                  "readyReplicas", "availableReplicas")} == {
+        "observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
+        "availableReplicas": 2}  # fmt: skip
+    assert condition_of(first, "Available")["reason"] == "MinimumReplicasAvailable"
+    new_set = next(s for s in sets if s["spec"]["replicas"] == 2)["metadata"]["name"]
+    assert condition_of(second, "Progressing")["message"] == (
+        f'ReplicaSet "{new_set}" has successfully progressed.'
+    )
+    assert new_set.startswith("web-") and len(sets) == 2
+    assert sorted(s["spec"]["replicas"] for s in sets) == [0, 2]
+    assert images == {"x:2"}
+    assert 'deployment "web" successfully rolled out' in rollout
+
+
+def test_a_crash_looping_version_times_out_while_the_old_pods_keep_serving(
+    api: RunningApi,
+) -> None:
+    """A new version whose pods never become ready (the test marks its image crash-looping):
+    RollingUpdate keeps the old pod (maxUnavailable 25% of 1 is 0), the Deployment reports the
+    unavailable new pod, and once progressDeadlineSeconds pass on the emulator's clock without
+    progress, Progressing turns False with ProgressDeadlineExceeded (deployment_util.go
+    DeploymentTimedOut)."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    with api.client() as client:
+        create(client, DEPLOYMENTS.format(ns="default"), deployment("web"))
+        wait_until(lambda: status_of(client, url).get("availableReplicas") == 1, what="ready")
+        api.emulator.crash_loop("x:broken")
+        client.patch(url, headers=MERGE, json={"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "x:broken"}]}}}})  # fmt: skip
+        stuck = wait_until(
+            lambda: (
+                (s := status_of(client, url)).get("updatedReplicas") == 1
+                and condition_of(s, "Progressing").get("reason") == "ReplicaSetUpdated"
+                and s.get("unavailableReplicas") == 1
+                and s
+            ),
+            what="the new pod to be created and not become ready",
+        )
+        api.emulator.advance(601)
+        timed_out = wait_until(
+            lambda: (
+                condition_of(status_of(client, url), "Progressing").get("reason")
+                == "ProgressDeadlineExceeded"
+                and status_of(client, url)
+            ),
+            what="the progress deadline",
+        )
+        pods = client.get(PODS).json()["items"]
+
+    assert {k: stuck[k] for k in ("replicas", "updatedReplicas", "readyReplicas",
+                                  "availableReplicas", "unavailableReplicas")} == {
+        "replicas": 2, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+        "unavailableReplicas": 1}  # fmt: skip
+    progressing = condition_of(timed_out, "Progressing")
+    assert progressing["status"] == "False"
+    assert progressing["message"].endswith("has timed out progressing.")
+    assert condition_of(timed_out, "Available")["status"] == "True"  # the old pod serves
+    by_image = {p["spec"]["containers"][0]["image"]: p for p in pods}
+    assert condition_of(by_image["x"]["status"], "Ready")["status"] == "True"
+    waiting = by_image["x:broken"]["status"]["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "CrashLoopBackOff"
+
+
+def test_a_statefulset_makes_claims_from_its_templates_and_reports_its_revisions(
+    api: RunningApi,
+) -> None:
+    """pkg/controller/statefulset: pods `<set>-<ordinal>` one after the other (OrderedReady), a
+    claim `<template>-<set>-<ordinal>` per claim template (stateful_set_utils.go
+    getPersistentVolumeClaimName), owned by the set under whenDeleted: Delete; currentRevision
+    and updateRevision name the pod template's revision, and a new template rolls the pods
+    from the highest ordinal down until the two are equal."""
+    url = f"{STATEFULSETS.format(ns='default')}/db"
+    body = statefulset("db")
+    body["spec"]["replicas"] = 2
+    body["spec"]["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete"}
+    with api.client() as client:
+        made = create(client, STATEFULSETS.format(ns="default"), body)
+        first = wait_until(
+            lambda: (s := status_of(client, url)).get("readyReplicas") == 2 and s,
+            what="both pods",
+        )
+        claims = client.get(CLAIMS.format(ns="default")).json()["items"]
+        client.patch(url, headers=MERGE, json={"spec": {"template": {"spec": {
+            "containers": [{"name": "db", "image": "postgres:18"}]}}}})  # fmt: skip
+        second = wait_until(
+            lambda: (
+                (s := status_of(client, url)).get("updatedReplicas") == 2
+                and s.get("currentRevision") == s.get("updateRevision")
+                and s.get("readyReplicas") == 2
+                and s
+            ),
+            what="the rolling update",
+        )
+
+    assert first["currentRevision"] == first["updateRevision"]
+    assert first["updateRevision"].startswith("db-")
+    assert first["observedGeneration"] == 1 and first["availableReplicas"] == 2
+    assert sorted(c["metadata"]["name"] for c in claims) == ["data-db-0", "data-db-1"]
+    assert all(c["status"]["phase"] == "Bound" for c in claims)
+    assert [(r["kind"], r["name"], r["uid"]) for r in claims[0]["metadata"]["ownerReferences"]] == [
+        ("StatefulSet", "db", made["metadata"]["uid"])
+    ]
+    assert second["updateRevision"] != first["updateRevision"]
+    assert second["observedGeneration"] == 2
+
+
+def test_orphaned_pods_survive_their_statefulset_and_a_new_one_adopts_them(
+    api: RunningApi,
+) -> None:
+    """`kubectl delete --cascade=orphan` (propagationPolicy Orphan) takes the set out of its
+    pods' ownerReferences and leaves them running; a new set with the same selector adopts them
+    (stateful_set.go ClaimPods): how an operator re-creates a StatefulSet to change an
+    immutable field without restarting its database."""
+    url = f"{STATEFULSETS.format(ns='default')}/db"
+    with api.client() as client:
+        create(client, STATEFULSETS.format(ns="default"), statefulset("db"))
+        wait_until(lambda: status_of(client, url).get("readyReplicas") == 1, what="the pod")
+        before = client.get(f"{PODS}/db-0").json()["metadata"]["uid"]
+        api.kubectl("delete", "statefulset", "db", "--cascade=orphan")
+        orphan = client.get(f"{PODS}/db-0").json()
+        create(client, STATEFULSETS.format(ns="default"), statefulset("db", size="2Gi"))
+        adopted = wait_until(
+            lambda: (
+                (p := client.get(f"{PODS}/db-0").json())["metadata"].get("ownerReferences") and p
+            ),
+            what="the new set to adopt the pod",
+        )
+        wait_until(lambda: status_of(client, url).get("readyReplicas") == 1, what="ready again")
+
+    assert orphan["metadata"]["uid"] == before and "ownerReferences" not in orphan["metadata"]
+    assert adopted["metadata"]["uid"] == before
+    assert adopted["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet"
+
+
+def test_claims_follow_the_retention_policy_when_their_set_goes(api: RunningApi) -> None:
+    """whenDeleted: Retain keeps the claims when the set is deleted; switching to Delete makes
+    the controller own them (updateClaimOwnerRefForSetAndPod), so deleting the set then
+    collects them (the garbage collector, after the controller has caught up)."""
+    url = STATEFULSETS.format(ns="default")
+    with api.client() as client:
+        create(client, url, statefulset("kept"))
+        create(client, url, statefulset("gone"))
+        for name in ("kept", "gone"):
+            wait_until(
+                lambda n=name: status_of(client, f"{url}/{n}").get("readyReplicas") == 1,
+                what=f"{name} to be ready",
+            )
+        client.patch(f"{url}/gone", headers=MERGE,
+                     json={"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}})  # fmt: skip
+        wait_until(
+            lambda: (
+                client.get(f"{CLAIMS.format(ns='default')}/data-gone-0")
+                .json()["metadata"]
+                .get("ownerReferences")
+            ),
+            what="the claim to be owned by its set",
+        )
+        client.delete(f"{url}/kept")
+        client.delete(f"{url}/gone")
+        wait_until(
+            lambda: (
+                names_in(client, CLAIMS.format(ns="default")) == {"data-kept-0"}
+                and names_in(client, PODS) == set()
+            ),
+            what="the pods and the owned claim to go",
+        )
+
+
+@pytest.mark.emulator(pods_ready=False)
+def test_a_test_says_when_a_workload_s_pods_are_ready(api: RunningApi) -> None:
+    """Test support: with `pods_ready=False` pods run but fail readiness until
+    `set_ready(namespace, workload)` (a database that has not started answering yet)."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    with api.client() as client:
+        create(client, DEPLOYMENTS.format(ns="default"), deployment("web"))
+        waiting = wait_until(
+            lambda: (s := status_of(client, url)).get("replicas") == 1 and s, what="the pod"
+        )
+        api.emulator.set_ready("default", "web")
+        ready = wait_until(
+            lambda: (s := status_of(client, url)).get("readyReplicas") == 1 and s, what="ready"
+        )
+
+    assert waiting.get("readyReplicas", 0) == 0
+    assert condition_of(waiting, "Available")["status"] == "False"
+    assert condition_of(ready, "Available")["status"] == "True"
+    assert api.emulator.controller_errors == []
+
+
+def test_kubectl_scale_and_an_autoscaler_write_replicas_through_the_scale_subresource(
+    api: RunningApi,
+) -> None:
+    """The scale subresource (autoscaling/v1 Scale) that `kubectl scale` and the HPA controller
+    write; the HPA (podautoscaler horizontal.go, without a metrics server) keeps its target
+    within minReplicas and maxReplicas."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    hpa = {"metadata": {"name": "web"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 3, "maxReplicas": 5}}  # fmt: skip
+    with api.client() as client:
+        create(client, DEPLOYMENTS.format(ns="default"), deployment("web"))
+        api.kubectl("scale", "deployment", "web", "--replicas=2")
+        scaled = client.get(f"{url}/scale").json()
+        create(client, "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers", hpa)
+        wait_until(lambda: client.get(url).json()["spec"]["replicas"] == 3, what="the HPA")
+
+    assert scaled["kind"] == "Scale" and scaled["spec"]["replicas"] == 2
+    assert scaled["status"]["selector"] == "app=web"

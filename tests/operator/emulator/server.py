@@ -1,11 +1,17 @@
-"""The emulator's HTTP surface: routing, reads, watches and the write path of every request."""
+"""The emulator's HTTP surface: routing, reads, watches and the write path of every request.
+
+A write goes the way the API server's handlers take it (staging/src/k8s.io/apiserver
+pkg/endpoints/handlers: create.go, update.go, patch.go, delete.go): decode, merge the patch,
+default, admit, validate, record managed fields, store; reads and watches are served from
+the store. Controllers write through the same path as the system (no authorisation).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
-import copy
+import contextvars
 import dataclasses
 import fnmatch
 import json
@@ -19,20 +25,28 @@ import jsonpatch
 import kmock
 import yaml
 
-from . import discovery
+from . import discovery, strategies
 from .clock import Clock
-from .errors import ApiError, already_exists, bad_request, conflict, not_found
+from .controllers import Controllers
+from .crd import CrdSchema
+from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid, not_found
 from .selectors import parse_field_selector, parse_label_selector
-from .store import Body, Event, Resource, Store, Watcher
+from .store import Body, Event, Resource, Store, Watcher, clone
+from .workloads import Workloads
 
 CRDS: Resource = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 NAMESPACES: Resource = ("", "v1", "namespaces")
+STORAGE_CLASSES: Resource = ("storage.k8s.io", "v1", "storageclasses")
 STANDARD_VERBS = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 # How many past changes a watch can resume from; older resourceVersions get 410 Gone.
 WATCH_HISTORY = 10_000
 FAULT_REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Invalid",
                  429: "TooManyRequests", 503: "ServiceUnavailable"}  # fmt: skip
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+# The identity controllers write as.
+SYSTEM = "system:kube-controller-manager"
+DEFAULT_STORAGE_CLASS = "standard"
+IS_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +77,26 @@ class Fault:
     times: int | None  # None: until cleared
 
 
+@dataclasses.dataclass
+class RequestContext:
+    """What one request's handling needs to know beyond its body: who asks, how strictly
+    unknown fields are treated (the fieldValidation parameter), and the warnings to answer."""
+
+    user: str = "system:kube-controller-manager"
+    field_validation: str = "Ignore"
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+
+REQUEST: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("request")
+
+
+def _context() -> RequestContext:
+    try:
+        return REQUEST.get()
+    except LookupError:
+        return RequestContext()
+
+
 @dataclasses.dataclass(frozen=True)
 class Selection:
     """A list or watch as the server saw it, so a test can tell a filtered watch from a full one."""
@@ -80,7 +114,15 @@ class ApiEmulator(kmock.KubernetesEmulator):
     """kmock's HTTP server and bundled resource list, with the API machinery of the package."""
 
     watch_history: int = WATCH_HISTORY
+    # How long the control plane takes to react to a change (0: at once, in the next tick).
+    controller_latency_seconds: float = 0.0
+    # Whether pods become Ready as soon as they run (else a test says which with `set_ready`).
+    pods_ready: bool = True
     store: Store = attrs.field(init=False)
+    controllers: Controllers = attrs.field(init=False)
+    workloads: Workloads = attrs.field(init=False)
+    # What a controller's sync raised (a real one logs it and retries): tests assert it is empty.
+    controller_errors: list[str] = attrs.field(factory=list, init=False)
     clock: Clock = attrs.field(factory=Clock, init=False)
     # (user, verb, "<group>/<plural>[/<subresource>]") -> count, for the benchmark's per-verb cost.
     requests_served: collections.Counter[tuple[str, str, str]] = attrs.field(
@@ -91,15 +133,70 @@ class ApiEmulator(kmock.KubernetesEmulator):
     _applied: dict[tuple[Resource, str | None, str, str], Body] = attrs.field(
         factory=dict, init=False
     )
+    _next_ip: int = attrs.field(default=10, init=False)
+    _infos: dict[Resource, kmock.ResourceInfo] = attrs.field(factory=dict, init=False)
+    # (resource, namespace, name) -> the body a client last created it with or applied
+    _sent: dict[tuple[Resource, str | None, str], Body] = attrs.field(factory=dict, init=False)
+    # (group, version, plural) of a custom resource -> its CRD's schema for that version
+    _schemas: dict[Resource, CrdSchema] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.store = Store(self.watch_history)
+        self.controllers = Controllers(self, self.controller_latency_seconds)
+        self.workloads = Workloads(self.controllers, pods_ready=self.pods_ready)
+        self.controllers.listeners.append(self.workloads.notice)
+        self.store.listeners.append(self.controllers.notice)
         self.resources.load_bundled()
-        # A fresh cluster has these namespaces; kubectl and kopf expect "default" to exist.
+        # A fresh cluster has these namespaces (kubectl and kopf expect "default") and, as kind
+        # and most clouds do, a default StorageClass (here one that allows volume expansion).
         for name in ("default", "kube-system"):
-            namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-            self.store.put(NAMESPACES, self._new_object(namespace), "ADDED")
+            self._bootstrap(
+                NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+            )
+        self._bootstrap(
+            STORAGE_CLASSES,
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": DEFAULT_STORAGE_CLASS,
+                    "annotations": {IS_DEFAULT_CLASS: "true"},
+                },
+                "provisioner": "emulator.microshop.dev/hostpath",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+                "allowVolumeExpansion": True,
+            },
+        )
+
+    def _bootstrap(self, resource: Resource, body: Body) -> None:
+        body = self._new_object(body)
+        self._prepare(resource, body, None)
+        self.store.put(resource, body, "ADDED")
+
+    async def __aenter__(self) -> ApiEmulator:
+        await super().__aenter__()
+        self.controllers.start(asyncio.get_running_loop())
+        return self
+
+    def system_update(
+        self, resource: Resource, current: Body, new: Body, *, subresource: str | None = None
+    ) -> Body:
+        """A controller's write: the same path as a client's, as the system."""
+        meta = current["metadata"]
+        route = Route(resource, meta.get("namespace"), meta["name"], subresource)
+        return self.update(route, current, new, manager=SYSTEM)
+
+    def scale(self, resource: Resource, target: Body, replicas: int, *, manager: str) -> Body:
+        """A write to the target's scale subresource, as an HPA or `kubectl scale` makes it."""
+        meta = target["metadata"]
+        route = Route(resource, meta.get("namespace"), meta["name"], "scale")
+        scale = {"spec": {"replicas": replicas}}
+        return self.update(route, target, _with_scale(target, scale), manager=manager)
+
+    def system_create(self, resource: Resource, namespace: str | None, body: Body) -> Body:
+        return self.create(Route(resource, namespace, None, None), body, manager=SYSTEM)
 
     # -- test support that no API server has -------------------------------------------------
 
@@ -113,6 +210,38 @@ class ApiEmulator(kmock.KubernetesEmulator):
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    def crash_loop(self, image: str, crashing: bool = True) -> None:
+        """Pods running `image` never become ready: their container restarts in CrashLoopBackOff
+        (a new version that does not start). `crashing=False` heals the image."""
+
+        def change() -> None:
+            if crashing:
+                self.workloads.crashing_images.add(image)
+            else:
+                self.workloads.crashing_images.discard(image)
+            self.workloads.resync_pods()
+
+        self.controllers.call_soon_threadsafe(change)
+
+    def set_ready(self, namespace: str, workload: str, ready: bool = True) -> None:
+        """Whether the pods of a Deployment or StatefulSet pass their readiness probes (with
+        `pods_ready=False` none does until a test says so: a database that does not answer yet)."""
+
+        def change() -> None:
+            self.workloads.readiness[namespace, workload] = ready
+            self.workloads.resync_pods()
+
+        self.controllers.call_soon_threadsafe(change)
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward (progress deadlines expire without waiting)."""
+
+        def change() -> None:
+            self.clock.advance(seconds)
+            self.workloads.resync_deployments()
+
+        self.controllers.call_soon_threadsafe(change)
+
     def selectors_for(self, plural: str, *, user: str | None = None) -> list[Selection]:
         """The lists and watches of `plural` the server was asked for (optionally by one user)."""
         return [
@@ -120,6 +249,14 @@ class ApiEmulator(kmock.KubernetesEmulator):
             for s in list(self.selections)
             if s.resource[2] == plural and (user is None or s.user == user)
         ]
+
+    def sent(self, plural: str, namespace: str | None, name: str) -> Body | None:
+        """The body a client last created this object with or applied to it, as it was sent
+        (before defaulting): what a test compares with what the client meant to write."""
+        for (resource, ns, found), body in list(self._sent.items()):
+            if (resource[2], ns, found) == (plural, namespace, name):
+                return clone(body)
+        return None
 
     def _injected(self, method: str, path: str) -> ApiError | None:
         for fault in list(self._faults):
@@ -160,8 +297,11 @@ class ApiEmulator(kmock.KubernetesEmulator):
             if r.plural and r.group is not None and r.version is not None
         }
 
-    def _info(self, resource: Resource) -> kmock.ResourceInfo:
-        return self.resources[kmock.resource(*resource)]
+    def info(self, resource: Resource) -> kmock.ResourceInfo:
+        found = self._infos.get(resource)
+        if found is None:  # kmock's lookup parses the key each time: remember the answers
+            found = self._infos[resource] = self.resources[kmock.resource(*resource)]
+        return found
 
     def _discovery(self, raw: aiohttp.web.BaseRequest) -> Body:
         parts = [part for part in raw.path.split("/") if part]
@@ -209,6 +349,8 @@ class ApiEmulator(kmock.KubernetesEmulator):
     ) -> aiohttp.web.StreamResponse:
         params = dict(raw.query)
         user = self._authenticate(raw)
+        context = RequestContext(user, params.get("fieldValidation") or "Warn")
+        REQUEST.set(context)
         content_type = raw.headers.get("Content-Type", "").split(";")[0].strip()
         if raw.body_exists and "json" not in content_type and "yaml" not in content_type:
             # kubectl's typed commands try protobuf first and fall back to JSON on 415.
@@ -232,6 +374,13 @@ class ApiEmulator(kmock.KubernetesEmulator):
                     params.get("fieldSelector", ""),
                 )
             )
+        if route.subresource not in (None, "status", "scale"):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if (
+            route.subresource is not None
+            and route.subresource not in self.info(route.resource).subresources
+        ):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if watching:
             return await self._watch(route, params, raw)
         if raw.method == "GET" and route.name is None:
@@ -239,15 +388,22 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if raw.method == "GET":
             return self._json(self._read(route))
         if raw.method == "POST" and route.name is None:
-            return self._json(await self._create(route, _load(text), params), status=201)
+            body = _load(text)
+            made = self.create(route, clone(body), manager=_manager(params, raw))
+            self._sent[
+                route.resource, made["metadata"].get("namespace"), made["metadata"]["name"]
+            ] = body
+            return self._json(made, 201)
         if raw.method == "PUT" and route.name is not None:
-            return self._json(await self._replace(route, _load(text), params))
+            return self._json(self._replace(route, _load(text), _manager(params, raw)))
         if raw.method == "PATCH" and route.name is not None:
-            return self._json(await self._patch(route, content_type, text, params))
+            return self._json(self._patch(route, content_type, text, params, raw))
         if raw.method == "DELETE" and route.name is not None:
             options = _load(text) if text.strip() else {}
             policy = options.get("propagationPolicy") or params.get("propagationPolicy")
-            return self._json(await self._delete(route, orphan=policy == "Orphan"))
+            if options.get("orphanDependents") is True:
+                policy = "Orphan"
+            return self._json(self._delete(route, policy))
         raise ApiError(405, "MethodNotAllowed", raw.method)
 
     def _authenticate(self, raw: aiohttp.web.BaseRequest) -> str:
@@ -255,31 +411,37 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     @staticmethod
     def _json(body: Body, status: int = 200) -> aiohttp.web.Response:
-        return aiohttp.web.Response(
+        response = aiohttp.web.Response(
             body=json.dumps(body, separators=(",", ":")).encode(),
             status=status,
             content_type="application/json",
         )
+        for warning in _context().warnings:  # RFC 7234 warning headers, as the apiserver sends
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            response.headers.add("Warning", f'299 - "{escaped}"')
+        return response
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _namespace_of(self, route: Route) -> str | None:
-        return route.namespace if self._info(route.resource).namespaced else None
+    def namespace_of(self, route: Route) -> str | None:
+        return route.namespace if self.info(route.resource).namespaced else None
 
     def _current(self, route: Route, name: str | None = None) -> Body | None:
         name = name or route.name
         if not name:
-            raise _invalid("metadata.name: Required value")
-        return self.store.get(route.resource, self._namespace_of(route), name)
+            raise bad_request("name is required")
+        return self.store.get(route.resource, self.namespace_of(route), name)
 
     def _read(self, route: Route) -> Body:
         current = self._current(route)
         if current is None:
             raise not_found(route.plural, route.group, route.name)
+        if route.subresource == "scale":
+            return _scale_of(current)
         return current
 
     def _list(self, route: Route, params: dict[str, str]) -> Body:
-        info = self._info(route.resource)
+        info = self.info(route.resource)
         items = self.store.select(
             route.resource,
             route.namespace,
@@ -348,7 +510,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
             "type": "BOOKMARK",
             "object": {
                 "apiVersion": _api_version(route.resource),
-                "kind": self._info(route.resource).kind,
+                "kind": self.info(route.resource).kind,
                 "metadata": {
                     "resourceVersion": str(position),
                     "annotations": {"k8s.io/initial-events-end": "true"},
@@ -356,7 +518,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
             },
         }
 
-    # -- writing ----------------------------------------------------------------------------
+    # -- the write path ---------------------------------------------------------------------
 
     def _new_object(self, body: Body) -> Body:
         meta = body.setdefault("metadata", {})
@@ -367,17 +529,26 @@ class ApiEmulator(kmock.KubernetesEmulator):
             meta.pop(field, None)
         return body
 
-    async def _create(self, route: Route, body: Body, params: dict[str, str]) -> Body:
-        info = self._info(route.resource)
+    def create(self, route: Route, body: Body, *, manager: str = SYSTEM) -> Body:
+        """POST to a collection (or an apply or update that finds nothing to change)."""
+        info = self.info(route.resource)
         meta = body.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
         if not meta.get("name"):
-            raise _invalid("metadata.name: Required value: name or generateName is required")
+            raise ApiError(
+                422, "Invalid", "metadata.name: Required value: name or generateName is required"
+            )
         if info.namespaced:
             if route.namespace is None:
-                raise _invalid("the namespace of the object must be in the URL")
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on"
+                    " the request"
+                )
             meta["namespace"] = route.namespace
+            self._namespace_must_accept(route.namespace)
         else:
             meta.pop("namespace", None)
         if self._current(route, meta["name"]) is not None:
@@ -387,69 +558,120 @@ class ApiEmulator(kmock.KubernetesEmulator):
         if "status" in info.subresources:
             body.pop("status", None)  # status is set through its own endpoint only
         body = self._new_object(body)
+        self._coerce(route.resource, body)
+        self._prepare(route.resource, body, None)
+        self._admit(route.resource, body, None)
+        errors = self._validate(route.resource, body, None)
+        if errors:
+            raise invalid(info.kind, route.group, meta["name"], errors)
         if route.resource == CRDS:
             body["status"] = self._serve_crd(body)
         return self.store.put(route.resource, body, "ADDED").body
 
-    async def _replace(self, route: Route, body: Body, params: dict[str, str]) -> Body:
-        current = self._read(route)
-        return await self._update(route, current, body)
+    def _namespace_must_accept(self, namespace: str) -> None:
+        """NamespaceLifecycle admission: no new objects in a namespace that is missing or going."""
+        found = self.store.get(NAMESPACES, None, namespace)
+        if found is None:
+            raise not_found("namespaces", "", namespace)
+        if found["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being"
+                " terminated",
+            )
 
-    async def _patch(
-        self, route: Route, content_type: str, text: str, params: dict[str, str]
+    def _replace(self, route: Route, body: Body, manager: str) -> Body:
+        current = self._current(route)
+        if current is None:
+            raise not_found(route.plural, route.group, route.name)
+        if route.subresource == "scale":
+            return _scale_of(
+                self.update(route, current, _with_scale(current, body), manager=manager)
+            )
+        return self.update(route, current, body, manager=manager)
+
+    def _patch(
+        self,
+        route: Route,
+        content_type: str,
+        text: str,
+        params: dict[str, str],
+        raw: aiohttp.web.BaseRequest,
     ) -> Body:
         current = self._current(route)
         if content_type == "application/apply-patch+yaml":
             manager = params.get("fieldManager")
             if not manager:
-                raise _invalid("fieldManager is required for apply patch")
-            config = yaml.safe_load(text) or {}
-            key = (route.resource, self._namespace_of(route), str(route.name), manager)
+                raise bad_request("PATCH requests with apply content type require fieldManager")
+            config = _load_yaml(text)
+            if not isinstance(config, dict):
+                raise bad_request("the apply configuration must be an object")
+            schema = self._schemas.get(route.resource)
+            if schema is not None:  # unknown fields of an applied config are never merged
+                self._coerce_config(schema, config)
+            key = (route.resource, self.namespace_of(route), str(route.name), manager)
             previous = self._applied.get(key, {})
-            self._applied[key] = copy.deepcopy(config)
+            self._applied[key] = clone(config)
+            self._sent[key[:3]] = clone(config)
             if current is None:
-                return await self._create(route, config, params)
-            patched = _merge(_forget(copy.deepcopy(current), previous, config), config)
-        elif current is None:
+                return self.create(route, config, manager=manager)
+            patched = _merge(_forget(clone(current), previous, config), config)
+            return self.update(route, current, patched, manager=manager)
+        if current is None:
             raise not_found(route.plural, route.group, route.name)
-        elif content_type == "application/json-patch+json":
+        target = _scale_of(current) if route.subresource == "scale" else current
+        if content_type == "application/json-patch+json":
             try:
-                patched = jsonpatch.apply_patch(current, json.loads(text))
+                patched = jsonpatch.apply_patch(target, json.loads(text))
             except jsonpatch.JsonPatchTestFailed as exc:
                 raise ApiError(422, "Invalid", str(exc)) from exc
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-                raise _invalid(str(exc)) from exc
+                raise ApiError(422, "Invalid", str(exc)) from exc
         elif content_type in (
             "application/merge-patch+json",
             "application/strategic-merge-patch+json",
         ):
-            patched = _merge(current, json.loads(text))
+            patched = _merge(target, _load(text))
         else:
             raise ApiError(415, "UnsupportedMediaType", content_type)
-        return await self._update(route, current, patched)
+        manager = _manager(params, raw)
+        if route.subresource == "scale":
+            return _scale_of(
+                self.update(route, current, _with_scale(current, patched), manager=manager)
+            )
+        return self.update(route, current, patched, manager=manager)
 
-    async def _update(self, route: Route, current: Body, new: Body) -> Body:
-        info = self._info(route.resource)
+    def update(self, route: Route, current: Body, new: Body, *, manager: str = SYSTEM) -> Body:
+        """A replace of `current` by `new`, as PUT (and every patch after merging) does."""
+        info = self.info(route.resource)
         has_status = "status" in info.subresources
-        new = copy.deepcopy(new)
+        new = clone(new)
         if route.subresource == "status":
-            new = {**copy.deepcopy(current), "status": new.get("status")}
+            new = {**clone(current), "status": new.get("status")}
             if new["status"] is None:
                 del new["status"]
-        elif route.subresource is not None:
-            raise ApiError(404, "NotFound", route.subresource)
+        elif route.subresource == "scale":
+            pass  # _with_scale made the whole object with only spec.replicas changed
+        elif route.subresource == "finalize":  # a namespace's spec.finalizers, nothing else
+            finalizers = (new.get("spec") or {}).get("finalizers") or []
+            new = clone(current)
+            new.setdefault("spec", {})["finalizers"] = finalizers
         elif has_status:
             new = {field: value for field, value in new.items() if field != "status"}
             if "status" in current:
-                new["status"] = copy.deepcopy(current["status"])
+                new["status"] = clone(current["status"])
 
-        meta, old_meta = new.setdefault("metadata", {}), current["metadata"]
+        meta = new.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        old_meta = current["metadata"]
         wanted_version = meta.get("resourceVersion")
         if wanted_version and wanted_version != old_meta["resourceVersion"]:
             raise conflict(
                 route.plural,
                 route.group,
-                str(route.name),
+                str(old_meta["name"]),
                 "the object has been modified; please apply your changes to the latest version"
                 " and try again",
             )
@@ -463,36 +685,79 @@ class ApiEmulator(kmock.KubernetesEmulator):
         ):
             if field in old_meta:
                 meta[field] = old_meta[field]
-        meta.pop("deletionTimestamp", None)
-        if "deletionTimestamp" in old_meta:
-            meta["deletionTimestamp"] = old_meta["deletionTimestamp"]
+            else:
+                meta.pop(field, None)
+        for field in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+            meta.pop(field, None)
+            if field in old_meta:
+                meta[field] = old_meta[field]
         new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]
+        self._coerce(route.resource, new)
+        if route.subresource != "status":
+            self._prepare(route.resource, new, current)
         if _desired_part(new, has_status) != _desired_part(current, has_status):
             meta["generation"] = old_meta.get("generation", 0) + 1
+        self._admit(route.resource, new, current)
+        errors = self._validate(route.resource, new, current, route.subresource)
+        if errors:
+            raise invalid(info.kind, route.group, old_meta["name"], errors)
         if new == current:
             return current  # a no-op write changes nothing, not even the resourceVersion
-        if "deletionTimestamp" in meta and not meta.get("finalizers"):
-            return await self._remove(route.resource, new)  # the last finalizer is gone
+        if route.resource == CRDS and route.subresource is None:
+            self._unserve_crd(current)  # an edited CRD serves its new versions and schemas
+            new["status"] = self._serve_crd(new)
+        if "deletionTimestamp" in meta and _finalized(route.resource, new):
+            return self.remove(route.resource, new)  # the last finalizer is gone
         return self.store.put(route.resource, new, "MODIFIED").body
 
-    async def _delete(self, route: Route, *, orphan: bool = False) -> Body:
-        current = self._read(route)
-        return await self._delete_object(route.resource, current, orphan=orphan)
+    def _delete(self, route: Route, policy: str | None) -> Body:
+        current = self._current(route)
+        if current is None:
+            raise not_found(route.plural, route.group, route.name)
+        return self.delete(route.resource, current, policy)
 
-    async def _delete_object(
-        self, resource: Resource, current: Body, *, orphan: bool = False
-    ) -> Body:
+    def delete(self, resource: Resource, current: Body, policy: str | None = None) -> Body:
+        """DELETE, with the garbage-collection finalizers the store adds for the policy
+        (apiserver pkg/registry/generic/registry/store.go deletionFinalizersForGarbageCollection,
+        markAsDeleting)."""
         meta = current["metadata"]
-        if meta.get("finalizers"):
-            if "deletionTimestamp" in meta:
-                return current
-            marked = copy.deepcopy(current)
-            marked["metadata"]["deletionTimestamp"] = self.clock.stamp()
-            marked["metadata"]["deletionGracePeriodSeconds"] = 0
-            return self.store.put(resource, marked, "MODIFIED").body
-        return await self._remove(resource, current, orphan=orphan)
+        if resource == NAMESPACES:
+            return self._delete_namespace(current)
+        finalizers = [
+            f for f in meta.get("finalizers") or [] if f not in ("orphan", "foregroundDeletion")
+        ]
+        policy = policy or _default_policy(meta.get("finalizers") or [])
+        if policy == "Orphan":
+            finalizers.append("orphan")
+        elif policy == "Foreground":
+            finalizers.append("foregroundDeletion")
+        if not finalizers:
+            return self.remove(resource, current)
+        if "deletionTimestamp" in meta and finalizers == list(meta.get("finalizers") or []):
+            return current
+        marked = clone(current)
+        if "deletionTimestamp" not in meta and meta.get("generation"):
+            marked["metadata"]["generation"] = meta["generation"] + 1
+        marked["metadata"].setdefault("deletionTimestamp", self.clock.stamp())
+        marked["metadata"]["deletionGracePeriodSeconds"] = 0
+        marked["metadata"]["finalizers"] = finalizers
+        return self.store.put(resource, marked, "MODIFIED").body
 
-    async def _remove(self, resource: Resource, last: Body, *, orphan: bool = False) -> Body:
+    def _delete_namespace(self, current: Body) -> Body:
+        """The namespace registry's Delete: a namespace with spec.finalizers turns Terminating and
+        the namespace controller empties it first (pkg/registry/core/namespace/storage)."""
+        if current["metadata"].get("deletionTimestamp"):
+            return current
+        if not (current.get("spec") or {}).get("finalizers"):
+            return self.remove(NAMESPACES, current)
+        marked = clone(current)
+        marked["metadata"]["deletionTimestamp"] = self.clock.stamp()
+        marked["metadata"]["deletionGracePeriodSeconds"] = 0
+        marked["status"] = {"phase": "Terminating"}
+        return self.store.put(NAMESPACES, marked, "MODIFIED").body
+
+    def remove(self, resource: Resource, last: Body) -> Body:
+        """Delete for real (the garbage collector then sees the DELETED event)."""
         meta = last["metadata"]
         gone = self.store.remove(resource, last).body
         for key in [
@@ -501,30 +766,156 @@ class ApiEmulator(kmock.KubernetesEmulator):
             del self._applied[key]
         if resource == CRDS:
             self._unserve_crd(last)
-        if not orphan:
-            await self._collect_dependents(meta["uid"])
         return gone
 
-    async def _collect_dependents(self, owner_uid: str) -> None:
-        """Background cascading deletion: dependents whose ownerReferences name the owner go too."""
-        for resource in self.store.resources():
-            for body in self.store.all(resource):
-                owners = body["metadata"].get("ownerReferences") or []
-                if any(ref.get("uid") == owner_uid for ref in owners):
-                    current = self.store.get(
-                        resource, body["metadata"].get("namespace"), body["metadata"]["name"]
-                    )
-                    if current is not None:
-                        await self._delete_object(resource, current)
+    # -- per-kind rules -----------------------------------------------------------------------
+
+    def _prepare(self, resource: Resource, body: Body, old: Body | None) -> None:
+        """Defaulting (the registry strategies' PrepareForCreate/Update and SetDefaults_*)."""
+        group, _, plural = resource
+        if resource == NAMESPACES and old is None:
+            strategies.default_namespace(body)
+        elif (group, plural) == ("apps", "deployments"):
+            strategies.default_deployment(body)
+        elif (group, plural) == ("apps", "statefulsets"):
+            strategies.default_statefulset(body)
+        elif (group, plural) == ("", "services"):
+            strategies.default_service(body, old, self._allocate_cluster_ip)
+        elif (group, plural) == ("", "persistentvolumeclaims"):
+            strategies.default_claim(body)
+        elif (group, plural) == ("", "secrets"):
+            strategies.fold_string_data(body)
+        elif (group, plural) == ("networking.k8s.io", "networkpolicies"):
+            strategies.default_network_policy(body)
+
+    def _allocate_cluster_ip(self) -> str:
+        self._next_ip += 1
+        address = strategies.SERVICE_CIDR[self._next_ip]
+        return str(address)
+
+    def _admit(self, resource: Resource, new: Body, old: Body | None) -> None:
+        """The admission plugins that matter for what the operator writes."""
+        group, _, plural = resource
+        if (group, plural) == ("", "persistentvolumeclaims"):
+            if old is None:
+                self._default_storage_class(new)
+            else:
+                self._admit_claim_resize(new, old)
+
+    def _default_storage_class(self, claim: Body) -> None:
+        """DefaultStorageClass admission (plugin/pkg/admission/storage/storageclass/setdefault):
+        a claim without storageClassName gets the class annotated as the default."""
+        spec = claim.setdefault("spec", {})
+        if "storageClassName" in spec:
+            return
+        for storage_class in self.store.all(STORAGE_CLASSES):
+            annotations = storage_class["metadata"].get("annotations") or {}
+            if annotations.get(IS_DEFAULT_CLASS) == "true":
+                spec["storageClassName"] = storage_class["metadata"]["name"]
+                return
+
+    def _admit_claim_resize(self, new: Body, old: Body) -> None:
+        """PersistentVolumeClaimResize admission (plugin/pkg/admission/storage/persistentvolume/
+        resize/admission.go Validate, allowResize): a claim grows only when bound and when its
+        StorageClass says allowVolumeExpansion."""
+        requested = ((new.get("spec") or {}).get("resources", {}).get("requests") or {}).get(
+            "storage"
+        )
+        before = ((old.get("spec") or {}).get("resources", {}).get("requests") or {}).get("storage")
+        if not requested or not before:
+            return
+        if strategies.parse_quantity(requested) <= strategies.parse_quantity(before):
+            return
+        name = old["metadata"]["name"]
+        if (old.get("status") or {}).get("phase") != "Bound":
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'persistentvolumeclaims "{name}" is forbidden: Only bound persistent volume'
+                " claims can be expanded",
+            )
+        class_name = (new.get("spec") or {}).get("storageClassName") or ""
+        old_class = (old.get("spec") or {}).get("storageClassName") or ""
+        storage_class = self.store.get(STORAGE_CLASSES, None, class_name) if class_name else None
+        if (
+            not class_name
+            or class_name != old_class
+            or storage_class is None
+            or storage_class.get("allowVolumeExpansion") is not True
+        ):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'persistentvolumeclaims "{name}" is forbidden: only dynamically provisioned pvc '
+                "can be resized and the storageclass that provisions the pvc must support resize",
+                {"name": name, "group": "", "kind": "persistentvolumeclaims"},
+            )
+
+    def _coerce_config(self, schema: CrdSchema, config: Body) -> None:
+        unknown = schema.prune(config)
+        context = _context()
+        if unknown and context.field_validation == "Strict":
+            raise bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
+            )
+        if context.field_validation == "Warn":
+            context.warnings += [f'unknown field "{path}"' for path in unknown]
+
+    def _coerce(self, resource: Resource, body: Body) -> None:
+        """A custom resource's decoding: prune what its schema does not declare (refused under
+        fieldValidation=Strict, warned about under Warn), then apply the schema's defaults."""
+        schema = self._schemas.get(resource)
+        if schema is None:
+            return
+        unknown = schema.prune(body)
+        context = _context()
+        if unknown and context.field_validation == "Strict":
+            raise bad_request(
+                "strict decoding error: " + ", ".join(f'unknown field "{path}"' for path in unknown)
+            )
+        if context.field_validation == "Warn":
+            context.warnings += [f'unknown field "{path}"' for path in unknown]
+        schema.default(body)
+
+    def _validate(
+        self, resource: Resource, new: Body, old: Body | None, subresource: str | None = None
+    ) -> list[FieldError]:
+        group, _, plural = resource
+        key = (group, plural)
+        errors: list[FieldError] = []
+        schema = self._schemas.get(resource)
+        if schema is not None:
+            errors += schema.validate(new, old, only="status" if subresource == "status" else None)
+        if key == ("apps", "deployments"):
+            errors += strategies.validate_deployment(new)
+            if old is not None:
+                errors += strategies.validate_deployment_update(new, old)
+        elif key == ("apps", "statefulsets"):
+            errors += strategies.validate_statefulset(new)
+            if old is not None:
+                errors += strategies.validate_statefulset_update(new, old)
+        elif key == ("", "services") and old is not None:
+            errors += strategies.validate_service_update(new, old)
+        elif key == ("", "persistentvolumeclaims") and old is not None:
+            errors += strategies.validate_claim_update(new, old)
+        elif key == ("", "secrets") and old is not None:
+            errors += strategies.validate_immutable_data(new, old, ("data",))
+        elif key == ("", "configmaps") and old is not None:
+            errors += strategies.validate_immutable_data(new, old, ("data", "binaryData"))
+        return errors
 
     # -- CustomResourceDefinitions ----------------------------------------------------------
 
     def _serve_crd(self, crd: Body) -> Body:
+        self._infos.clear()
         spec = crd.get("spec", {})
         names = spec.get("names", {})
         for version in spec.get("versions", []):
             if not version.get("served", True):
                 continue
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if schema:
+                self._schemas[spec["group"], version["name"], names["plural"]] = CrdSchema(schema)
             self.resources[kmock.resource(spec["group"], version["name"], names["plural"])] = (
                 kmock.ResourceInfo(
                     kind=names.get("kind"),
@@ -550,11 +941,13 @@ class ApiEmulator(kmock.KubernetesEmulator):
         }
 
     def _unserve_crd(self, crd: Body) -> None:
+        self._infos.clear()
         spec = crd.get("spec", {})
         for version in spec.get("versions", []):
             resource = kmock.resource(spec["group"], version["name"], spec["names"]["plural"])
             if resource in self.resources:
                 del self.resources[resource]
+            self._schemas.pop((spec["group"], version["name"], spec["names"]["plural"]), None)
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -570,12 +963,80 @@ def _load(text: str) -> Body:
     return body
 
 
+def _load_yaml(text: str) -> Any:
+    """An apply body: JSON (what most clients send, and valid YAML) parsed as JSON, the rest with
+    libyaml when it is there (pure-Python YAML costs tens of milliseconds per object)."""
+    try:
+        return json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        pass
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(text, Loader=loader) or {}
+    except yaml.YAMLError as exc:
+        raise bad_request(f"error decoding YAML: {exc}") from exc
+
+
+def _manager(params: dict[str, str], raw: aiohttp.web.BaseRequest) -> str:
+    """The field manager: the fieldManager parameter, else the client's user agent up to '/'
+    (apiserver pkg/endpoints/handlers/rest.go prefixFromUserAgent)."""
+    if params.get("fieldManager"):
+        return params["fieldManager"]
+    agent = raw.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0][:128] or "unknown"
+
+
+def _finalized(resource: Resource, body: Body) -> bool:
+    if body["metadata"].get("finalizers"):
+        return False
+    return resource != NAMESPACES or not (body.get("spec") or {}).get("finalizers")
+
+
+def _default_policy(finalizers: list[str]) -> str:
+    """shouldOrphanDependents / shouldDeleteDependentsInForeground with no options: an existing
+    GC finalizer decides, else background."""
+    if "orphan" in finalizers:
+        return "Orphan"
+    if "foregroundDeletion" in finalizers:
+        return "Foreground"
+    return "Background"
+
+
+def _scale_of(body: Body) -> Body:
+    """The autoscaling/v1 Scale of a Deployment or StatefulSet (the scale subresource)."""
+    meta = body["metadata"]
+    status = body.get("status") or {}
+    selector = ((body.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": (body.get("spec") or {}).get("replicas", 0)},
+        "status": {
+            "replicas": status.get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items())),
+        },
+    }
+
+
+def _with_scale(current: Body, scale: Body) -> Body:
+    replicas = (scale.get("spec") or {}).get("replicas")
+    if not isinstance(replicas, int):
+        raise ApiError(422, "Invalid", "spec.replicas: Invalid value: must be an integer")
+    updated = clone(current)
+    updated.setdefault("spec", {})["replicas"] = replicas
+    wanted = (scale.get("metadata") or {}).get("resourceVersion")
+    if wanted:
+        updated["metadata"]["resourceVersion"] = wanted
+    return updated
+
+
 def _api_version(resource: Resource) -> str:
     return f"{resource[0]}/{resource[1]}" if resource[0] else resource[1]
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "Invalid", message)
 
 
 def _gone(since: str) -> Body:
@@ -601,7 +1062,7 @@ def _desired_part(body: Body, has_status: bool) -> Body:
 def _merge(target: Any, patch: Any) -> Any:
     """JSON merge patch (RFC 7386): maps merge recursively, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:

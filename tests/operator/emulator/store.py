@@ -13,7 +13,7 @@ import asyncio
 import collections
 import dataclasses
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .selectors import FieldSelector, LabelSelector
@@ -76,6 +76,12 @@ class Store:
         self._log: collections.deque[Event] = collections.deque(maxlen=history)
         self._forgotten = 0  # the newest revision no longer in the log
         self._watchers: dict[Resource, set[Watcher]] = collections.defaultdict(set)
+        self._by_uid: dict[str, tuple[Resource, Key]] = {}
+        # owner uid -> the objects whose ownerReferences name it (what the garbage collector
+        # walks when the owner goes)
+        self._dependents: dict[str, set[tuple[Resource, Key]]] = collections.defaultdict(set)
+        # called with every event, after watchers have it (the controllers' informers)
+        self.listeners: list[Callable[[Event], None]] = []
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -123,6 +129,29 @@ class Store:
         matching.sort(key=lambda item: (item[0][0] or "", item[0][1]))
         return [body for _, body in matching]
 
+    def by_uid(self, uid: str) -> tuple[Resource, Body] | None:
+        found = self._by_uid.get(uid)
+        if found is None:
+            return None
+        body = self._objects[found[0]].get(found[1])
+        return None if body is None else (found[0], body)
+
+    def dependents(self, uid: str) -> list[tuple[Resource, Body]]:
+        """The objects with an ownerReference to `uid`, in a stable order."""
+        found = [
+            (resource, self._objects[resource][key])
+            for resource, key in self._dependents.get(uid, ())
+            if key in self._objects[resource]
+        ]
+        found.sort(
+            key=lambda item: (
+                item[0],
+                item[1]["metadata"].get("namespace") or "",
+                item[1]["metadata"]["name"],
+            )
+        )
+        return found
+
     def all(self, resource: Resource) -> Iterator[Body]:
         return iter(list(self._objects[resource].values()))
 
@@ -146,6 +175,9 @@ class Store:
         self._namespaces[resource][key[0]][key[1]] = body
         for pair in (body["metadata"].get("labels") or {}).items():
             self._labels[resource][pair].add(key)
+        self._by_uid[body["metadata"]["uid"]] = (resource, key)
+        for ref in body["metadata"].get("ownerReferences") or ():
+            self._dependents[ref.get("uid", "")].add((resource, key))
         return self._record(Event(event_type, resource, body, self.revision))
 
     def remove(self, resource: Resource, body: Body) -> Event:
@@ -153,6 +185,7 @@ class Store:
         key = _key(body)
         previous = self._objects[resource].pop(key)
         self._unindex(resource, key, previous)
+        self._by_uid.pop(previous["metadata"].get("uid", ""), None)
         self.revision += 1
         last = {**body, "metadata": {**body["metadata"], "resourceVersion": str(self.revision)}}
         return self._record(Event("DELETED", resource, last, self.revision))
@@ -165,6 +198,12 @@ class Store:
                 keys.discard(key)
                 if not keys:
                     del self._labels[resource][pair]
+        for ref in body["metadata"].get("ownerReferences") or ():
+            dependents = self._dependents.get(ref.get("uid", ""))
+            if dependents is not None:
+                dependents.discard((resource, key))
+                if not dependents:
+                    del self._dependents[ref.get("uid", "")]
 
     def _record(self, event: Event) -> Event:
         if len(self._log) == self._log.maxlen and self._log:
@@ -173,6 +212,8 @@ class Store:
         for watcher in self._watchers.get(event.resource, ()):
             if watcher.wants(event):
                 watcher.queue.put_nowait(event)
+        for listener in self.listeners:
+            listener(event)
         return event
 
     # -- watching ---------------------------------------------------------------------------
@@ -201,3 +242,16 @@ class Store:
 def _key(body: Body) -> Key:
     meta = body["metadata"]
     return meta.get("namespace"), meta["name"]
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a JSON document (dicts, lists, scalars): several times faster than
+    copy.deepcopy, which the write path would otherwise spend most of its time in."""
+    if isinstance(value, dict):
+        return {
+            key: clone(item) if isinstance(item, dict | list) else item
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [clone(item) if isinstance(item, dict | list) else item for item in value]
+    return value
