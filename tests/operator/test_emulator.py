@@ -356,7 +356,8 @@ def test_orphan_deletion_takes_the_owner_out_of_its_dependents(api: RunningApi) 
 
 def test_foreground_deletion_waits_for_blocking_dependents(api: RunningApi) -> None:
     """propagationPolicy Foreground: the owner keeps a `foregroundDeletion` finalizer until the
-    dependents with blockOwnerDeletion are gone (garbagecollector.go processDeletingDependentsItem)."""
+    dependents with blockOwnerDeletion are gone (garbagecollector.go
+    processDeletingDependentsItem)."""
     url = CONFIGMAPS.format(ns="default")
     with api.client() as client:
         owner = create(client, url, configmap("owner"))
@@ -564,8 +565,9 @@ STORAGE_CLASSES = "/apis/storage.k8s.io/v1/storageclasses"
 
 
 def statefulset(name: str, size: str = "1Gi") -> dict[str, Any]:
+    requests = {"requests": {"storage": size}}
     claim = {"metadata": {"name": "data"},
-             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}  # fmt: skip
+             "spec": {"accessModes": ["ReadWriteOnce"], "resources": requests}}  # fmt: skip
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -730,7 +732,8 @@ def test_immutable_secrets_and_configmaps_keep_their_data(api: RunningApi, kind:
     qualified = {"secrets": "Secret", "configmaps": "ConfigMap"}[kind]
     assert changed.status_code == 422
     assert changed.json()["message"] == (
-        f'{qualified} "frozen" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+        f'{qualified} "frozen" is invalid: data: Forbidden: field is immutable when '
+        "`immutable` is set"
     )
     assert thawed.json()["message"] == (
         f'{qualified} "frozen" is invalid: immutable: Forbidden: field is immutable when '
@@ -748,12 +751,13 @@ def test_built_in_kinds_get_the_defaults_the_real_server_sets(api: RunningApi) -
         made = create(client, DEPLOYMENTS.format(ns="default"), bare)
         database = create(client, STATEFULSETS.format(ns="default"), statefulset("db"))
         secret = create(client, "/api/v1/namespaces/default/secrets",
-                        {"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}})  # fmt: skip
+                        {"metadata": {"name": "s"},
+                         "stringData": {"password": "hunter2"}})  # fmt: skip
 
     spec = made["spec"]
     assert spec["replicas"] == 1 and spec["progressDeadlineSeconds"] == 600
-    assert spec["strategy"] == {"type": "RollingUpdate",
-                                "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}  # fmt: skip
+    rolling = {"maxUnavailable": "25%", "maxSurge": "25%"}
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": rolling}
     container = spec["template"]["spec"]["containers"][0]
     assert container["imagePullPolicy"] == "Always"  # no tag means latest
     assert spec["template"]["spec"]["restartPolicy"] == "Always"
@@ -798,7 +802,8 @@ def test_a_shop_gets_its_schema_defaults_and_loses_undeclared_fields(shops: Runn
     assert made.headers.get_list("Warning") == ['299 - "unknown field \\"spec.colour\\""']
     assert spec["version"] == "0.1.0"
     assert spec["services"]["users"]["autoscaling"] == {
-        "enabled": False, "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 80}  # fmt: skip
+        "enabled": False, "minReplicas": 1, "maxReplicas": 3,
+        "targetCPUUtilizationPercentage": 80}  # fmt: skip
     assert strict.status_code == 400
     assert strict.json()["message"] == 'strict decoding error: unknown field "spec.colour"'
 
@@ -887,8 +892,8 @@ def test_transition_rules_compare_an_update_with_the_old_object(api: RunningApi)
     url = "/apis/example.com/v1/namespaces/default/widgets"
     with api.client() as client:
         create(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_WITH_RULES)
-        made = client.post(url, json={"metadata": {"name": "w"},
-                                      "spec": {"size": "10Gi", "storageClassName": "fast"}})  # fmt: skip
+        widget = {"metadata": {"name": "w"}, "spec": {"size": "10Gi", "storageClassName": "fast"}}
+        made = client.post(url, json=widget)
         grown = client.patch(f"{url}/w", json={"spec": {"size": "20Gi"}}, headers=MERGE)
         shrunk = client.patch(f"{url}/w", json={"spec": {"size": "1Gi"}}, headers=MERGE)
         moved = client.patch(f"{url}/w", json={"spec": {"storageClassName": "slow"}}, headers=MERGE)
@@ -1102,8 +1107,8 @@ def test_claims_follow_the_retention_policy_when_their_set_goes(api: RunningApi)
                 lambda n=name: status_of(client, f"{url}/{n}").get("readyReplicas") == 1,
                 what=f"{name} to be ready",
             )
-        client.patch(f"{url}/gone", headers=MERGE,
-                     json={"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}})  # fmt: skip
+        delete = {"spec": {"persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete"}}}
+        client.patch(f"{url}/gone", headers=MERGE, json=delete)
         wait_until(
             lambda: (
                 client.get(f"{CLAIMS.format(ns='default')}/data-gone-0")
@@ -1151,8 +1156,9 @@ def test_kubectl_scale_and_an_autoscaler_write_replicas_through_the_scale_subres
     write; the HPA (podautoscaler horizontal.go, without a metrics server) keeps its target
     within minReplicas and maxReplicas."""
     url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}
     hpa = {"metadata": {"name": "web"},
-           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+           "spec": {"scaleTargetRef": target,
                     "minReplicas": 3, "maxReplicas": 5}}  # fmt: skip
     with api.client() as client:
         create(client, DEPLOYMENTS.format(ns="default"), deployment("web"))
@@ -1163,3 +1169,21 @@ def test_kubectl_scale_and_an_autoscaler_write_replicas_through_the_scale_subres
 
     assert scaled["kind"] == "Scale" and scaled["spec"]["replicas"] == 2
     assert scaled["status"]["selector"] == "app=web"
+
+
+def test_every_request_is_logged_with_its_verb_and_user(api: RunningApi) -> None:
+    """Test support: `emulator.requests` lists each resource request (method, path, query, user,
+    verb, resource, namespace, name, subresource); `requests_served` counts them by verb."""
+    url = CONFIGMAPS.format(ns="default")
+    with api.client() as client:
+        create(client, url, configmap("cm"))
+        client.patch(f"{url}/cm", json={"data": {"a": "1"}}, headers=MERGE)
+        client.get(url, params={"labelSelector": "a=b"})
+
+    logged = [(r.method, r.verb, r.name, r.query) for r in api.emulator.requests]
+    assert logged == [
+        ("POST", "create", None, {}),
+        ("PATCH", "patch", "cm", {}),
+        ("GET", "list", None, {"labelSelector": "a=b"}),
+    ]
+    assert api.emulator.requests_served["admin", "patch", "/configmaps"] == 1

@@ -98,6 +98,22 @@ def _context() -> RequestContext:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServedRequest:
+    """One request as the server saw it (what kmock's request log gave before)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    user: str
+    verb: str
+    resource: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+    time: float
+
+
+@dataclasses.dataclass(frozen=True)
 class Selection:
     """A list or watch as the server saw it, so a test can tell a filtered watch from a full one."""
 
@@ -129,6 +145,10 @@ class ApiEmulator(kmock.KubernetesEmulator):
         factory=collections.Counter, init=False
     )
     selections: list[Selection] = attrs.field(factory=list, init=False)
+    # Every resource request, in order (`emulator.requests`); bounded, oldest dropped first.
+    requests: collections.deque[ServedRequest] = attrs.field(
+        factory=lambda: collections.deque(maxlen=200_000), init=False
+    )
     _faults: list[Fault] = attrs.field(factory=list, init=False)
     _applied: dict[tuple[Resource, str | None, str, str], Body] = attrs.field(
         factory=dict, init=False
@@ -363,6 +383,20 @@ class ApiEmulator(kmock.KubernetesEmulator):
             verb = VERBS.get(raw.method, raw.method.lower())
         sub = f"/{route.subresource}" if route.subresource else ""
         self.requests_served[user, verb, f"{route.group}/{route.plural}{sub}"] += 1
+        self.requests.append(
+            ServedRequest(
+                raw.method,
+                raw.path,
+                params,
+                user,
+                verb,
+                route.resource,
+                route.namespace,
+                route.name,
+                route.subresource,
+                self.clock.time(),
+            )
+        )
         if verb in ("list", "watch"):
             self.selections.append(
                 Selection(
