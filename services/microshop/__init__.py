@@ -1,3 +1,1 @@
-"""microshop: the bundled services (gateway, users, orders, payments, notifications)."""
-
-SERVICES = ("gateway", "users", "orders", "payments", "notifications")
+"""microshop: the bundled services, one folder each, listed in `microshop.registry`."""

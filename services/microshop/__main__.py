@@ -7,42 +7,35 @@ import asyncio
 import sys
 from pathlib import Path
 
-from microshop import SERVICES
+from microshop.registry import NAMES, service
 
 
-def _serve_one(service: str) -> None:
-    import importlib
-
+def _serve_one(name: str) -> None:
     import uvicorn
 
     from microshop.platform.logs import configure_logging
 
-    settings_module = importlib.import_module(f"microshop.{service}.settings")
-    settings_class = getattr(settings_module, f"{service.capitalize()}Settings")
-    settings = settings_class()
-    configure_logging(service, settings.log_level, settings.log_format)
-    app_module = importlib.import_module(f"microshop.{service}.app")
-    if service == "gateway":
-        from microshop.platform.runtime import token_verifier
-
-        app = app_module.create_app(settings, token_verifier(settings))
-    else:
-        app = app_module.create_app(settings)
+    entry = service(name)
+    settings = entry.settings_class()()
+    configure_logging(name, settings.log_level, settings.log_format)
+    app = entry.create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="microshop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for service in SERVICES:
-        sub.add_parser(service, help=f"run the {service} service (configured by environment)")
+    for name in NAMES:
+        sub.add_parser(name, help=f"run the {name} service (configured by environment)")
     standalone = sub.add_parser("standalone", help="all services in one process, no servers")
     standalone.add_argument("--data-dir", type=Path, default=Path(".data"))
-    standalone.add_argument("--port", type=int, default=8080, help="gateway port; services +1..+4")
+    standalone.add_argument(
+        "--port", type=int, default=8080, help="gateway port; each service at its offset above it"
+    )
     sub.add_parser("demo", help="run a scripted session against a fresh standalone shop")
     args = parser.parse_args(argv)
 
-    if args.command in SERVICES:
+    if args.command in NAMES:
         _serve_one(args.command)
         return 0
     if args.command == "standalone":

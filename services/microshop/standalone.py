@@ -1,5 +1,5 @@
-"""All five services in one process on embedded defaults: SQLite, the embedded document store
-and the in-process bus. The gateway forwards to the others over real HTTP on loopback."""
+"""Every service of the registry in one process on embedded defaults: SQLite, the embedded
+document store and the in-process bus. The gateway forwards to the others over real HTTP."""
 
 from __future__ import annotations
 
@@ -9,35 +9,33 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
-from microshop.platform.auth import TokenVerifier, load_or_create_key_pair
+from microshop.gateway.settings import upstream_settings
+from microshop.platform.auth import load_or_create_key_pair
+from microshop.registry import BACKENDS, GATEWAY, NAMES, SERVICES, Service
 
 log = logging.getLogger(__name__)
 
-SERVICE_ORDER = ("users", "orders", "payments", "notifications")  # the gateway starts last
 
-
-@dataclass(frozen=True)
-class Ports:
-    gateway: int
-    users: int
-    orders: int
-    payments: int
-    notifications: int
+class Ports(dict[str, int]):
+    """The port of each service of the registry, by name."""
 
     @classmethod
     def default(cls, gateway: int = 8080) -> Ports:
-        return cls(gateway, gateway + 1, gateway + 2, gateway + 3, gateway + 4)
+        return cls({service.name: gateway + service.port_offset for service in SERVICES})
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(_free_port() for _ in range(5)))
+        return cls({service.name: _free_port() for service in SERVICES})
+
+    @property
+    def gateway(self) -> int:
+        return self[GATEWAY.name]
 
 
 def _free_port() -> int:
@@ -47,64 +45,36 @@ def _free_port() -> int:
 
 
 def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[str, FastAPI]:
-    """The five apps wired together on embedded defaults, their data kept in `data_dir`."""
-    from microshop.gateway.app import create_app as gateway_app
-    from microshop.gateway.settings import GatewaySettings
-    from microshop.notifications.app import create_app as notifications_app
-    from microshop.notifications.settings import NotificationsSettings
-    from microshop.orders.app import create_app as orders_app
-    from microshop.orders.settings import OrdersSettings
-    from microshop.payments.app import create_app as payments_app
-    from microshop.payments.settings import PaymentsSettings
-    from microshop.users.app import create_app as users_app
-    from microshop.users.settings import UsersSettings
-
+    """Every service's app wired together on embedded defaults, their data kept in `data_dir`."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create_key_pair(data_dir / "keys")
+    # One in-process bus for the whole shop.
     bus_url = f"memory://{data_dir}"
-    common: dict[str, Any] = {"jwt_public_key": keys.public_pem, "bus_url": bus_url, "host": host}
 
-    def sqlite(name: str) -> str:
-        return f"sqlite:///{data_dir / f'{name}.db'}"
-
-    def url(port: int) -> str:
-        return f"http://{host}:{port}"
+    def settings_of(service: Service) -> dict[str, Any]:
+        settings: dict[str, Any] = {
+            "host": host,
+            "port": ports[service.name],
+            "jwt_public_key": keys.public_pem,
+        }
+        if service.database == "postgresql":
+            settings["database_url"] = f"sqlite:///{data_dir / f'{service.name}.db'}"
+        elif service.database == "mongodb":
+            settings["database_url"] = f"montydb:///{data_dir / service.name}"
+        if service.bus:
+            settings["bus_url"] = bus_url
+        if service.signs_tokens:
+            settings["jwt_private_key"] = keys.private_pem
+        if service is GATEWAY:
+            settings.update(
+                upstream_settings({b.name: f"http://{host}:{ports[b.name]}" for b in BACKENDS})
+            )
+        return settings
 
     return {
-        "users": users_app(
-            UsersSettings(
-                **common,
-                port=ports.users,
-                database_url=sqlite("users"),
-                jwt_private_key=keys.private_pem,
-            )
-        ),
-        "orders": orders_app(
-            OrdersSettings(
-                **common, port=ports.orders, database_url=f"montydb:///{data_dir / 'orders'}"
-            )
-        ),
-        "payments": payments_app(
-            PaymentsSettings(**common, port=ports.payments, database_url=sqlite("payments"))
-        ),
-        "notifications": notifications_app(
-            NotificationsSettings(
-                **common, port=ports.notifications, database_url=sqlite("notifications")
-            )
-        ),
-        "gateway": gateway_app(
-            GatewaySettings(
-                jwt_public_key=keys.public_pem,
-                host=host,
-                port=ports.gateway,
-                users_url=url(ports.users),
-                orders_url=url(ports.orders),
-                payments_url=url(ports.payments),
-                notifications_url=url(ports.notifications),
-            ),
-            TokenVerifier(keys.public_pem),
-        ),
+        service.name: service.create_app(service.settings_class()(**settings_of(service)))
+        for service in SERVICES
     }
 
 
@@ -125,13 +95,14 @@ class StandaloneShop:
                 uvicorn.Config(
                     apps[name],
                     host=host,
-                    port=getattr(ports, name),
+                    port=ports[name],
                     log_config=None,
                     lifespan="on",
                     access_log=False,
                 )
             )
-            for name in (*SERVICE_ORDER, "gateway")
+            # The registry's order: the services start before the gateway in front of them.
+            for name in NAMES
         }
 
     @property

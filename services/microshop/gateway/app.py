@@ -13,6 +13,7 @@ from microshop.gateway.openapi import install_public_openapi
 from microshop.gateway.proxy import ApiDispatch, ApiProxy, Upstreams, proxy_route
 from microshop.gateway.settings import GatewaySettings
 from microshop.platform.auth import TokenVerifier
+from microshop.platform.runtime import token_verifier
 from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
 from microshop.platform.web import ReadinessCheck, RequestIdMiddleware
 from microshop.platform.web import create_app as create_service_app
@@ -38,8 +39,12 @@ def _upstream_readiness(upstreams: Upstreams) -> Callable[[FastAPI], Mapping[str
     return checks
 
 
-def create_app(settings: GatewaySettings, verifier: TokenVerifier) -> FastAPI:
-    """A gateway app; everything it holds is created here or in its lifespan (no module state)."""
+def create_app(settings: GatewaySettings, verifier: TokenVerifier | None = None) -> FastAPI:
+    """A gateway app; everything it holds is created here or in its lifespan (no module state).
+
+    Tokens are checked with `settings.jwt_public_key` unless a verifier is given.
+    """
+    verifier = verifier or token_verifier(settings)
     upstreams = Upstreams(settings)
 
     @asynccontextmanager

@@ -11,10 +11,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from microshop.gateway.proxy import is_public
+from microshop.registry import BACKENDS
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("users", "orders", "payments", "notifications")
 BEARER_SCHEME = "bearerAuth"
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -54,14 +54,14 @@ def service_routers() -> tuple[list[APIRouter], list[str]]:
     """The routers of each `microshop.<service>.api`, and the services that could not be loaded."""
     routers: list[APIRouter] = []
     missing: list[str] = []
-    for service in SERVICES:
+    for service in BACKENDS:
         try:
-            found = _routers_of(importlib.import_module(f"microshop.{service}.api"))
+            found = _routers_of(importlib.import_module(service.api_module))
             if not found:
-                raise LookupError(f"microshop.{service}.api has no APIRouter")
+                raise LookupError(f"{service.api_module} has no APIRouter")
         except Exception:
-            log.warning("OpenAPI: leaving out the %s service's routes", service, exc_info=True)
-            missing.append(service)
+            log.warning("OpenAPI: leaving out the %s service's routes", service.name, exc_info=True)
+            missing.append(service.name)
             continue
         routers.extend(found)
     return routers, missing

@@ -17,24 +17,24 @@ from yarl import URL
 from microshop.gateway.settings import GatewaySettings
 from microshop.platform.auth import InvalidToken, TokenVerifier
 from microshop.platform.context import request_id_var
+from microshop.registry import API_PREFIX, BACKENDS
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
-
-# Path prefix -> the service that owns it. A prefix matches itself and anything below a "/".
-ROUTES: tuple[tuple[str, str], ...] = (
-    ("/api/v1/users", "users"),
-    ("/api/v1/auth", "users"),
-    ("/api/v1/products", "orders"),
-    ("/api/v1/orders", "orders"),
-    ("/api/v1/payments", "payments"),
-    ("/api/v1/notifications", "notifications"),
+# Path prefix -> the service that owns it, and the routes open without a token: the registry's.
+ROUTES: tuple[tuple[str, str], ...] = tuple(
+    (prefix, service.name) for service in BACKENDS for prefix in service.routes
 )
-
-# Reachable without a token: registering, logging in, and browsing the catalog.
-_PUBLIC_EXACT = {("POST", "/api/v1/users"), ("POST", "/api/v1/auth/token")}
-_PUBLIC_PREFIX = (({"GET", "HEAD"}, "/api/v1/products"),)
+_PUBLIC_EXACT = {
+    (method, route.path)
+    for service in BACKENDS
+    for route in service.public
+    if not route.subtree
+    for method in route.methods
+}
+_PUBLIC_PREFIX = tuple(
+    (route.methods, route.path) for service in BACKENDS for route in service.public if route.subtree
+)
 
 # RFC 9110 §7.6.1 connection-specific fields, plus fields the proxy sets itself.
 _HOP_BY_HOP = frozenset(

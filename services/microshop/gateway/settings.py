@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, create_model
 
 from microshop.platform.settings import ServiceSettings
+from microshop.registry import BACKENDS
 
 
-class GatewaySettings(ServiceSettings):
+def _url_field(service: str) -> str:
+    return f"{service}_url"
+
+
+# One `<service>_url` field (MICROSHOP_<SERVICE>_URL) per service of the registry, defaulting to
+# where standalone mode puts it next to a gateway on 8080.
+# (mypy sees only the base: the fields are read by name, through `upstreams()`.)
+if TYPE_CHECKING:
+    _UpstreamSettings = ServiceSettings
+else:
+    _UpstreamSettings = create_model(
+        "_UpstreamSettings",
+        __base__=ServiceSettings,
+        **{
+            _url_field(service.name): (str, f"http://127.0.0.1:{8080 + service.port_offset}")
+            for service in BACKENDS
+        },
+    )
+
+
+class GatewaySettings(_UpstreamSettings):
     """Read once from MICROSHOP_* variables at start-up and passed to `create_app`."""
 
-    users_url: str = "http://127.0.0.1:8081"
-    orders_url: str = "http://127.0.0.1:8082"
-    payments_url: str = "http://127.0.0.1:8083"
-    notifications_url: str = "http://127.0.0.1:8084"
     # Whole upstream exchange (connect, send, response headers and body).
     upstream_timeout_seconds: float = Field(default=10.0, gt=0)
     # An upstream that does not accept a connection this fast is treated as unavailable.
@@ -30,9 +49,9 @@ class GatewaySettings(ServiceSettings):
 
     def upstreams(self) -> dict[str, str]:
         """Service name -> base URL, in the order the routes are documented."""
-        return {
-            "users": self.users_url,
-            "orders": self.orders_url,
-            "payments": self.payments_url,
-            "notifications": self.notifications_url,
-        }
+        return {service.name: getattr(self, _url_field(service.name)) for service in BACKENDS}
+
+
+def upstream_settings(urls: dict[str, str]) -> dict[str, Any]:
+    """Service name -> base URL as the keyword arguments of GatewaySettings."""
+    return {_url_field(name): url for name, url in urls.items()}

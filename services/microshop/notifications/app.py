@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from microshop import registry
 from microshop.notifications.api import router
 from microshop.notifications.handlers import QUEUE, ROUTING_KEYS, PaymentSucceededHandler
 from microshop.notifications.settings import NotificationsSettings
@@ -17,7 +18,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     # No outbox: this service publishes nothing; it only consumes.
     return create_sql_service_app(
-        name="notifications",
+        service=registry.service("notifications"),
         settings=settings or NotificationsSettings(),
         migrations_dir=MIGRATIONS,
         routers=[router],

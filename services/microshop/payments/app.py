@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from microshop import registry
 from microshop.payments.api import router
 from microshop.payments.handlers import QUEUE, ROUTING_KEYS, OrderCreatedHandler
 from microshop.payments.models import PaymentsOutbox
@@ -17,7 +18,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
     return create_sql_service_app(
-        name="payments",
+        service=registry.service("payments"),
         settings=settings or PaymentsSettings(),
         migrations_dir=MIGRATIONS,
         routers=[router],

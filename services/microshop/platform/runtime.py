@@ -22,6 +22,7 @@ from microshop.platform.settings import DatabaseSettings, ServiceSettings
 from microshop.platform.startup import opened_when_reachable
 from microshop.platform.telemetry import ServiceTelemetry, trace_engine
 from microshop.platform.web import create_app as create_platform_app
+from microshop.registry import Service
 
 log = logging.getLogger(__name__)
 
@@ -114,17 +115,18 @@ class Subscription:
 
 def create_sql_service_app(
     *,
-    name: str,
+    service: Service,
     settings: DatabaseSettings,
     migrations_dir: Path,
     routers: Sequence[APIRouter],
     outbox_model: type[OutboxMixin] | None = None,
     subscriptions: Sequence[Subscription] = (),
-    uses_bus: bool = True,
 ) -> FastAPI:
     """The app of a service on its own SQL database: its lifespan opens the runtime (database,
-    migrations, bus, relay), starts its consumers, and closes everything at shutdown."""
+    migrations, the bus if the registry says it uses one, relay), starts its consumers, and
+    closes everything at shutdown."""
     verifier = token_verifier(settings)
+    name = service.name
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +146,7 @@ def create_sql_service_app(
             migrations_dir,
             outbox_model,
             name,
-            uses_bus=uses_bus,
+            uses_bus=service.bus,
             telemetry=app.state.telemetry,
         )
         async with opened_when_reachable("database", opener, serve, SqlRuntime.close) as waiting:

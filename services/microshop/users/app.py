@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from microshop import registry
 from microshop.platform.auth import TokenIssuer
 from microshop.platform.runtime import create_sql_service_app
 from microshop.users.api import auth_router, users_router
@@ -25,13 +26,11 @@ def token_issuer(settings: UsersSettings) -> TokenIssuer:
 def create_app(settings: UsersSettings | None = None) -> FastAPI:
     settings = settings or UsersSettings()
     issuer = token_issuer(settings)
-    # users publishes and consumes nothing: no bus, so a broker outage leaves it ready.
     app = create_sql_service_app(
-        name="users",
+        service=registry.service("users"),
         settings=settings,
         migrations_dir=MIGRATIONS,
         routers=[users_router, auth_router],
-        uses_bus=False,
     )
     app.state.token_issuer = issuer
     return app

@@ -14,7 +14,9 @@ from urllib.parse import parse_qs
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-SERVICES = ("users", "orders", "payments", "notifications")
+from microshop.registry import BACKENDS
+
+SERVICES = tuple(service.name for service in BACKENDS)
 
 
 def bound_socket() -> socket.socket:

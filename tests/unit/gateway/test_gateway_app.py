@@ -11,10 +11,10 @@ import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from microshop.gateway.openapi import SERVICES, service_routers
+from microshop.gateway.openapi import service_routers
 
 from .conftest import GatewayFactory
-from .support import closed_port
+from .support import SERVICES, closed_port
 
 
 def test_healthz_answers_without_upstreams(start_gateway: GatewayFactory) -> None:

@@ -20,7 +20,7 @@ from microshop.platform.auth import generate_key_pair
 from microshop.platform.bus import OutgoingMessage
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.web import create_app
-from microshop.standalone import SERVICE_ORDER
+from microshop.registry import NAMES
 from tests.support.polling import wait_until
 from tests.unit.telemetry.conftest import run_saga, standalone
 
@@ -57,10 +57,7 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Samples]:
 
     async def scenario() -> dict[str, Samples]:
         async with standalone(tmp_path_factory.mktemp("shop")) as shop:
-            urls = {
-                name: f"http://127.0.0.1:{getattr(shop.ports, name)}"
-                for name in (*SERVICE_ORDER, "gateway")
-            }
+            urls = {name: f"http://127.0.0.1:{shop.ports[name]}" for name in NAMES}
             await run_saga(shop.gateway_url, "pm_card_visa")
             await run_saga(shop.gateway_url, "pm_card_chargeDeclined")
             async with httpx.AsyncClient() as http:
