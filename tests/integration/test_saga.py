@@ -201,8 +201,10 @@ from microshop.notifications.settings import NotificationsSettings
 from microshop.platform.runtime import SqlRuntime
 
 settings = NotificationsSettings()
-runtime = SqlRuntime.open(settings, notifications_app.MIGRATIONS, None, "notifications")
-handler = PaymentSucceededHandler(runtime)
+runtime = SqlRuntime.open(
+    settings, notifications_app.MIGRATIONS, store=notifications_app.open_store
+)
+handler = PaymentSucceededHandler(runtime.store)
 
 def commit_then_die(message):
     handler(message)          # the notification and the inbox mark are committed here

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from microshop.notifications.models import Notification
-from microshop.platform.web import CurrentPrincipal
+from microshop.notifications.store import NotificationStore
+from microshop.platform.deps import CurrentPrincipal, current_store
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+Store = Annotated[NotificationStore, Depends(current_store)]
 
 
 class NotificationOut(BaseModel):
@@ -25,17 +27,9 @@ class NotificationOut(BaseModel):
 
 @router.get("", response_model=list[NotificationOut], summary="The caller's notifications")
 def list_notifications(
-    request: Request,
     principal: CurrentPrincipal,
+    store: Store,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[Notification]:
-    query = (
-        select(Notification)
-        .where(Notification.user_id == principal.user_id)
-        .order_by(Notification.created_at.desc(), Notification.id.desc())
-        .limit(limit)
-        .offset(offset)
-    )
-    with request.app.state.runtime.sessions() as session:
-        return list(session.scalars(query))
+    return store.list_for_user(principal.user_id, limit, offset)

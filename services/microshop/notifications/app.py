@@ -10,9 +10,14 @@ from microshop import registry
 from microshop.notifications.api import router
 from microshop.notifications.handlers import QUEUE, ROUTING_KEYS, PaymentSucceededHandler
 from microshop.notifications.settings import NotificationsSettings
-from microshop.platform.runtime import Subscription, create_sql_service_app
+from microshop.notifications.store import NotificationStore
+from microshop.platform.runtime import SqlRuntime, Subscription, create_sql_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def open_store(runtime: SqlRuntime) -> NotificationStore:
+    return NotificationStore(runtime.sessions, consumer=QUEUE)
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
@@ -22,5 +27,10 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         settings=settings or NotificationsSettings(),
         migrations_dir=MIGRATIONS,
         routers=[router],
-        subscriptions=[Subscription(QUEUE, ROUTING_KEYS, PaymentSucceededHandler)],
+        store=open_store,
+        subscriptions=[
+            Subscription(
+                QUEUE, ROUTING_KEYS, lambda runtime: PaymentSucceededHandler(runtime.store)
+            )
+        ],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from microshop.orders.domain import (
@@ -17,13 +17,15 @@ from microshop.orders.domain import (
     request_fingerprint,
 )
 from microshop.orders.store import OrderStore
-from microshop.payments.domain import SUPPORTED_PAYMENT_METHODS
+from microshop.payment_methods import PAYMENT_METHODS
 from microshop.platform.clock import as_utc
+from microshop.platform.deps import CurrentPrincipal, current_store
 from microshop.platform.errors import NotFound
 from microshop.platform.tracing import current_trace_headers
-from microshop.platform.web import CurrentPrincipal
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
+
+Store = Annotated[OrderStore, Depends(current_store)]
 
 
 class ProductOut(BaseModel):
@@ -42,15 +44,15 @@ class ItemIn(BaseModel):
 class OrderIn(BaseModel):
     items: list[ItemIn] = Field(min_length=1, max_length=50)
     payment_method: str = Field(
-        description="A test payment method: " + ", ".join(sorted(SUPPORTED_PAYMENT_METHODS))
+        description="A test payment method: " + ", ".join(sorted(PAYMENT_METHODS))
     )
 
     @field_validator("payment_method")
     @classmethod
     def _known_payment_method(cls, value: str) -> str:
-        if value not in SUPPORTED_PAYMENT_METHODS:
+        if value not in PAYMENT_METHODS:
             raise ValueError(
-                f"unknown payment method; use one of {', '.join(sorted(SUPPORTED_PAYMENT_METHODS))}"
+                f"unknown payment method; use one of {', '.join(sorted(PAYMENT_METHODS))}"
             )
         return value
 
@@ -82,11 +84,6 @@ class OrderPage(BaseModel):
     offset: int
 
 
-def _store(request: Request) -> OrderStore:
-    store: OrderStore = request.app.state.runtime.store
-    return store
-
-
 def _out(doc: dict[str, Any]) -> OrderOut:
     return OrderOut(
         id=doc["id"],
@@ -104,8 +101,8 @@ def _out(doc: dict[str, Any]) -> OrderOut:
 # HEAD answers like GET without a body; kept out of the schema so GET keeps one operation id.
 @router.head("/products", include_in_schema=False)
 @router.get("/products", response_model=list[ProductOut], tags=["catalog"], summary="The catalog")
-def list_products(request: Request) -> list[ProductOut]:
-    return [ProductOut(**p.__dict__) for p in _store(request).catalog().values()]
+def list_products(store: Store) -> list[ProductOut]:
+    return [ProductOut(**p.__dict__) for p in store.catalog().values()]
 
 
 @router.post(
@@ -117,12 +114,11 @@ def list_products(request: Request) -> list[ProductOut]:
 )
 def place_order(
     body: OrderIn,
-    request: Request,
     response: Response,
     principal: CurrentPrincipal,
+    store: Store,
     idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
 ) -> OrderOut:
-    store = _store(request)
     items = [RequestedItem(i.sku, i.quantity) for i in body.items]
     priced = price_order(items, store.catalog())
     doc, created = store.place(
@@ -134,27 +130,25 @@ def place_order(
         payment_method=body.payment_method,
         headers=current_trace_headers(),
     )
-    if created:
-        request.app.state.runtime.relay.kick()
-    else:
+    if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return _out(doc)
 
 
 @router.get("/orders", response_model=OrderPage, summary="The caller's orders, newest first")
 def list_orders(
-    request: Request,
     principal: CurrentPrincipal,
+    store: Store,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> OrderPage:
-    docs, total = _store(request).list_for_user(principal.user_id, limit, offset)
+    docs, total = store.list_for_user(principal.user_id, limit, offset)
     return OrderPage(items=[_out(d) for d in docs], total=total, limit=limit, offset=offset)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="One of the caller's orders")
-def get_order(order_id: str, request: Request, principal: CurrentPrincipal) -> OrderOut:
-    doc = _store(request).get(principal.user_id, order_id)
+def get_order(order_id: str, principal: CurrentPrincipal, store: Store) -> OrderOut:
+    doc = store.get(principal.user_id, order_id)
     if doc is None:
         # Someone else's order looks exactly like a missing one.
         raise NotFound(f"order {order_id} not found")

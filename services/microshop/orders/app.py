@@ -39,6 +39,7 @@ class OrdersRuntime:
             raise
         bus = open_bus(settings, telemetry)
         relay = OutboxRelay(store, bus, settings.outbox_poll_seconds, "orders")
+        store.on_commit = relay.kick
         return cls(store, bus, relay)
 
     def readiness(self) -> dict[str, Callable[[], None]]:

@@ -85,6 +85,8 @@ class OrderStore:
         if tracer is not None:
             self.orders = TracedCollection(self.orders, tracer)
             self.products = TracedCollection(self.products, tracer)
+        # Called once an order and its order.created event are written (wakes the relay).
+        self.on_commit: Callable[[], None] = lambda: None
         # The embedded stores are not made for concurrent writers: serialise access to them.
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if embedded else contextlib.nullcontext()
@@ -178,6 +180,7 @@ class OrderStore:
         try:
             with self._lock:
                 self.orders.insert_one(doc)
+            self.on_commit()
             return doc, True
         except DUPLICATE_KEY:
             with self._lock:

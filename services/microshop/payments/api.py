@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from microshop.payments.models import Payment
-from microshop.platform.web import CurrentPrincipal
+from microshop.payments.store import PaymentStore
+from microshop.platform.deps import CurrentPrincipal, current_store
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
+
+Store = Annotated[PaymentStore, Depends(current_store)]
 
 
 class PaymentOut(BaseModel):
@@ -27,12 +29,8 @@ class PaymentOut(BaseModel):
 
 @router.get("", response_model=list[PaymentOut], summary="The caller's payments")
 def list_payments(
-    request: Request,
     principal: CurrentPrincipal,
+    store: Store,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[Payment]:
-    query = select(Payment).where(Payment.user_id == principal.user_id)
-    if order_id is not None:
-        query = query.where(Payment.order_id == order_id)
-    with request.app.state.runtime.sessions() as session:
-        return list(session.scalars(query.order_by(Payment.created_at.desc()).limit(100)))
+    return store.list_for_user(principal.user_id, order_id)

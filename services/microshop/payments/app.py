@@ -11,9 +11,15 @@ from microshop.payments.api import router
 from microshop.payments.handlers import QUEUE, ROUTING_KEYS, OrderCreatedHandler
 from microshop.payments.models import PaymentsOutbox
 from microshop.payments.settings import PaymentsSettings
-from microshop.platform.runtime import Subscription, create_sql_service_app
+from microshop.payments.store import PaymentStore
+from microshop.platform.runtime import SqlRuntime, Subscription, create_sql_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def open_store(runtime: SqlRuntime) -> PaymentStore:
+    assert runtime.outbox is not None
+    return PaymentStore(runtime.sessions, runtime.outbox, consumer=QUEUE)
 
 
 def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
@@ -22,6 +28,9 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
         settings=settings or PaymentsSettings(),
         migrations_dir=MIGRATIONS,
         routers=[router],
+        store=open_store,
         outbox_model=PaymentsOutbox,
-        subscriptions=[Subscription(QUEUE, ROUTING_KEYS, OrderCreatedHandler)],
+        subscriptions=[
+            Subscription(QUEUE, ROUTING_KEYS, lambda runtime: OrderCreatedHandler(runtime.store))
+        ],
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from microshop import payment_methods
+
 
 class PaymentStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
@@ -17,15 +19,13 @@ class Outcome:
     failure_code: str | None = None
 
 
-# Test payment methods, as in the payment providers' well-known test mode convention.
+# What each payment method of the contract does, as in the providers' test mode.
 TEST_PAYMENT_METHODS: dict[str, Outcome] = {
-    "pm_card_visa": Outcome(PaymentStatus.SUCCEEDED),
-    "pm_card_mastercard": Outcome(PaymentStatus.SUCCEEDED),
-    "pm_card_chargeDeclined": Outcome(PaymentStatus.FAILED, "card_declined"),
-    "pm_card_chargeDeclinedInsufficientFunds": Outcome(PaymentStatus.FAILED, "insufficient_funds"),
+    payment_methods.VISA: Outcome(PaymentStatus.SUCCEEDED),
+    payment_methods.MASTERCARD: Outcome(PaymentStatus.SUCCEEDED),
+    payment_methods.DECLINED: Outcome(PaymentStatus.FAILED, "card_declined"),
+    payment_methods.INSUFFICIENT_FUNDS: Outcome(PaymentStatus.FAILED, "insufficient_funds"),
 }
-
-SUPPORTED_PAYMENT_METHODS = frozenset(TEST_PAYMENT_METHODS)
 
 
 def charge(payment_method: str, amount_cents: int) -> Outcome:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import JSON, BigInteger, Integer, String, delete, func, select
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -60,14 +61,23 @@ def to_message(event: Event, headers: dict[str, str] | None = None) -> OutgoingM
 
 
 class SqlOutbox:
-    """The outbox of a SQL service. `add` joins the caller's transaction; the relay drains it."""
+    """The outbox of a SQL service. `add` joins the caller's transaction; the relay drains it.
+
+    `on_commit` is called once a transaction that added an event has committed (the runtime
+    makes it wake the relay); a rolled-back one calls nothing.
+    """
 
     def __init__(
         self, session_factory: sessionmaker[Session], model: type[Any], batch: int = 100
     ) -> None:
         self.session_factory, self.model, self.batch = session_factory, model, batch
+        self.on_commit: Callable[[], None] = lambda: None
+        self._added = f"outbox-added-{id(self)}"  # set in a session's info by `add`
+        sqlalchemy_event.listen(session_factory, "after_commit", self._committed)
+        sqlalchemy_event.listen(session_factory, "after_rollback", self._rolled_back)
 
     def add(self, session: Session, event: Event, headers: dict[str, str] | None = None) -> None:
+        session.info[self._added] = True
         session.add(
             self.model(
                 event_id=event.event_id,
@@ -77,6 +87,13 @@ class SqlOutbox:
                 created_at=datetime.now(UTC),
             )
         )
+
+    def _committed(self, session: Session) -> None:
+        if session.info.pop(self._added, False):
+            self.on_commit()
+
+    def _rolled_back(self, session: Session) -> None:
+        session.info.pop(self._added, None)
 
     def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
         model = self.model

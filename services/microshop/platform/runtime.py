@@ -6,8 +6,9 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
@@ -48,12 +49,15 @@ def open_bus(settings: DatabaseSettings, telemetry: ServiceTelemetry | None = No
 
 @dataclass
 class SqlRuntime:
+    """What a SQL service opened: its engine and sessions, the bus, the outbox and its relay,
+    and the service's store over them (what routes and handlers call)."""
+
     engine: Engine
     sessions: sessionmaker[Session]
     bus: Bus | None = None
     outbox: SqlOutbox | None = None
     relay: OutboxRelay | None = None
-    _closers: list[Callable[[], None]] = field(default_factory=list)
+    store: Any = None
 
     @classmethod
     def open(
@@ -65,6 +69,7 @@ class SqlRuntime:
         *,
         uses_bus: bool = True,
         telemetry: ServiceTelemetry | None = None,
+        store: Callable[[SqlRuntime], Any] | None = None,
     ) -> SqlRuntime:
         engine = db.make_engine(settings.database_url)
         try:
@@ -81,9 +86,12 @@ class SqlRuntime:
             assert bus is not None, "an outbox needs a bus to relay to"
             runtime.outbox = SqlOutbox(sessions, outbox_model)
             runtime.relay = OutboxRelay(runtime.outbox, bus, settings.outbox_poll_seconds, name)
+            runtime.outbox.on_commit = runtime.relay.kick
             runtime.relay.start()
             if telemetry is not None:
                 telemetry.metrics.watch_outbox(runtime.outbox.backlog)
+        if store is not None:
+            runtime.store = store(runtime)
         return runtime
 
     def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
@@ -119,6 +127,7 @@ def create_sql_service_app(
     settings: DatabaseSettings,
     migrations_dir: Path,
     routers: Sequence[APIRouter],
+    store: Callable[[SqlRuntime], Any],
     outbox_model: type[OutboxMixin] | None = None,
     subscriptions: Sequence[Subscription] = (),
 ) -> FastAPI:
@@ -148,6 +157,7 @@ def create_sql_service_app(
             name,
             uses_bus=service.bus,
             telemetry=app.state.telemetry,
+            store=store,
         )
         async with opened_when_reachable("database", opener, serve, SqlRuntime.close) as waiting:
             app.state.runtime = getattr(app.state, "runtime", waiting)

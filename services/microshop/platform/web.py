@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -15,7 +15,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from microshop.platform.auth import InvalidToken, Principal, TokenVerifier
 from microshop.platform.context import accept_or_make_request_id, request_id_var
 from microshop.platform.errors import (
     Conflict,
@@ -155,15 +154,3 @@ def create_app(
     app.add_middleware(HttpTelemetry, telemetry=telemetry)
     app.add_middleware(RequestIdMiddleware)
     return app
-
-
-def current_principal(request: Request) -> Principal:
-    """The verified caller; every service checks the token itself and trusts no identity header."""
-    verifier: TokenVerifier = request.app.state.token_verifier
-    try:
-        return verifier.verify_header(request.headers.get("authorization"))
-    except InvalidToken as exc:
-        raise Unauthorized(f"invalid or missing access token: {exc}") from exc
-
-
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

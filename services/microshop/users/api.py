@@ -10,8 +10,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from microshop.platform.auth import Principal, TokenIssuer, hash_password
+from microshop.platform.deps import CurrentPrincipal, current_store
 from microshop.platform.errors import Unauthorized
-from microshop.platform.web import CurrentPrincipal
 from microshop.users.domain import (
     BAD_CREDENTIALS,
     EMAIL_MAX_LENGTH,
@@ -49,11 +49,7 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-def _store(request: Request) -> UserStore:
-    return UserStore(request.app.state.runtime.sessions)
-
-
-StoreDep = Annotated[UserStore, Depends(_store)]
+Store = Annotated[UserStore, Depends(current_store)]
 
 
 @users_router.post(
@@ -63,12 +59,12 @@ StoreDep = Annotated[UserStore, Depends(_store)]
     summary="Register a user",
     responses={409: {"description": "The email is taken"}},
 )
-def create_user(body: UserCreate, store: StoreDep) -> User:
+def create_user(body: UserCreate, store: Store) -> User:
     return store.add(str(body.email), body.name, hash_password(body.password))
 
 
 @users_router.get("/me", response_model=UserOut, summary="The caller")
-def read_me(principal: CurrentPrincipal, store: StoreDep) -> User:
+def read_me(principal: CurrentPrincipal, store: Store) -> User:
     return store.get(principal.user_id)
 
 
@@ -81,7 +77,7 @@ def read_me(principal: CurrentPrincipal, store: StoreDep) -> User:
 def create_token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    store: StoreDep,
+    store: Store,
 ) -> TokenOut:
     user = store.find_by_email(form.username)
     if not credentials_match(user.password_hash if user else None, form.password):

@@ -11,6 +11,7 @@ from microshop.platform.auth import TokenIssuer
 from microshop.platform.runtime import create_sql_service_app
 from microshop.users.api import auth_router, users_router
 from microshop.users.settings import UsersSettings
+from microshop.users.store import UserStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -31,6 +32,7 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
         settings=settings,
         migrations_dir=MIGRATIONS,
         routers=[users_router, auth_router],
+        store=lambda runtime: UserStore(runtime.sessions),
     )
     app.state.token_issuer = issuer
     return app

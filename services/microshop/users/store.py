@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.platform.errors import Conflict, NotFound
 from microshop.users.domain import EMAIL_TAKEN, USER_GONE, normalise_email
@@ -15,7 +15,7 @@ from microshop.users.models import User
 
 
 class UserStore:
-    def __init__(self, sessions: sessionmaker) -> None:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
     def add(self, email: str, name: str, password_hash: str) -> User:

@@ -102,7 +102,7 @@ def test_another_event_about_the_same_order_makes_no_second_notification(
 def test_a_second_event_about_a_notified_order_is_handled_without_error(
     client: TestClient, notifications_of: Callable[..., httpx.Response]
 ) -> None:
-    handler = PaymentSucceededHandler(client.app.state.runtime)  # type: ignore[attr-defined]
+    handler = PaymentSucceededHandler(client.app.state.runtime.store)  # type: ignore[attr-defined]
 
     for event in (paid("order-1"), paid("order-1")):
         message = to_message(event)
@@ -141,7 +141,7 @@ def test_a_failed_payment_is_not_routed_to_notifications(client: TestClient) -> 
 def test_a_failed_payment_handed_to_the_handler_makes_no_notification(
     client: TestClient, notifications_of: Callable[..., httpx.Response]
 ) -> None:
-    handler = PaymentSucceededHandler(client.app.state.runtime)  # type: ignore[attr-defined]
+    handler = PaymentSucceededHandler(client.app.state.runtime.store)  # type: ignore[attr-defined]
     failed = to_message(
         PaymentFailed(
             payment_id="p-1",

@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from microshop.events import OrderCreated, PaymentFailed, PaymentSucceeded, parse_event
+from microshop.payment_methods import PAYMENT_METHODS
 from microshop.payments.app import create_app
-from microshop.payments.domain import PaymentStatus, charge
+from microshop.payments.domain import TEST_PAYMENT_METHODS, PaymentStatus, charge
 from microshop.payments.models import Payment
 from microshop.payments.settings import PaymentsSettings
 from microshop.platform.auth import KeyPair
@@ -138,3 +139,7 @@ def test_a_malformed_event_is_dead_lettered_not_lost(client: TestClient, keys: K
     bus.publish([OutgoingMessage("order.created", b'{"type": "order.created"}', "bad-1")])
     dead = wait_until(lambda: bus.dead_letters("payments.order-events"))
     assert dead[0].message_id == "bad-1" and dead[0].attempt == 2
+
+
+def test_every_payment_method_orders_accept_has_an_outcome() -> None:
+    assert set(TEST_PAYMENT_METHODS) == PAYMENT_METHODS

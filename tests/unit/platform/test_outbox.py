@@ -225,3 +225,22 @@ def test_a_twin_delivery_that_commits_first_wins(store: SqlStore) -> None:
 
     assert inbox.process_once("e-1", raced) is False
     assert effects(store) == ["e-1"]
+
+
+def test_the_outbox_calls_on_commit_after_a_commit_that_added_events_only(
+    store: SqlStore, outbox: SqlOutbox
+) -> None:
+    commits: list[str] = []
+    outbox.on_commit = lambda: commits.append("woken")
+
+    with pytest.raises(RuntimeError), store.sessions.begin() as session:
+        outbox.add(session, order_created())
+        raise RuntimeError("the state change failed")
+    with store.sessions.begin() as session:
+        session.add(Effect(event_id="no-event"))
+    assert commits == []  # nothing to publish: the relay is left to sleep
+
+    with store.sessions.begin() as session:
+        outbox.add(session, order_created())
+        outbox.add(session, order_created())
+    assert commits == ["woken"]

@@ -1,0 +1,68 @@
+"""Persistence of notifications: the only code that reads and writes the notifications database."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from microshop.events import PaymentSucceeded
+from microshop.notifications.domain import NotificationType, order_paid_message
+from microshop.notifications.models import Notification, NotificationsInbox
+from microshop.platform.outbox import SqlInbox
+
+log = logging.getLogger(__name__)
+
+
+class NotificationStore:
+    def __init__(self, sessions: sessionmaker[Session], consumer: str) -> None:
+        self.sessions = sessions
+        self.inbox = SqlInbox(sessions, NotificationsInbox, consumer)
+
+    def list_for_user(self, user_id: str, limit: int, offset: int) -> list[Notification]:
+        query = (
+            select(Notification)
+            .where(Notification.user_id == user_id)
+            .order_by(Notification.created_at.desc(), Notification.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        with self.sessions() as session:
+            return list(session.scalars(query))
+
+    def notify_paid_once(self, payment: PaymentSucceeded) -> bool:
+        """Record the order_paid notification of the payment's order, once per event (the
+        inbox) and once per order (the unique order and type); False if nothing was done."""
+        return self.inbox.process_once(
+            payment.event_id, lambda session: self._notify_paid(session, payment)
+        )
+
+    def _notify_paid(self, session: Session, payment: PaymentSucceeded) -> None:
+        kind = NotificationType.ORDER_PAID.value
+        existing = session.scalar(
+            select(Notification.id).where(
+                Notification.order_id == payment.order_id, Notification.type == kind
+            )
+        )
+        if existing is not None:
+            # Another event about the same order (a re-sent payment outcome) got here first.
+            # Two such events racing: the unique constraint fails one, the bus retries it,
+            # and the retry lands here.
+            log.info("order already notified", extra={"order_id": payment.order_id})
+            return
+        session.add(
+            Notification(
+                id=str(uuid.uuid4()),
+                user_id=payment.user_id,
+                order_id=payment.order_id,
+                type=kind,
+                message=order_paid_message(
+                    payment.order_id, payment.amount_cents, payment.currency
+                ),
+                created_at=datetime.now(UTC),
+            )
+        )
+        log.info("order paid notification", extra={"order_id": payment.order_id})
