@@ -53,6 +53,12 @@ class PaymentFailed(Event):
     failure_code: str
 
 
+def event_type(event: type[Event]) -> str:
+    """The type an event class declares: its `type` field, also its AMQP routing key."""
+    declared: str = event.model_fields["type"].default
+    return declared
+
+
 AnyEvent = Annotated[OrderCreated | PaymentSucceeded | PaymentFailed, Field(discriminator="type")]
 _any_event: TypeAdapter[OrderCreated | PaymentSucceeded | PaymentFailed] = TypeAdapter(AnyEvent)
 

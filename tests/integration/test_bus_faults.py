@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from microshop.events import EXCHANGE
+from microshop.events import EXCHANGE, parse_event
 from microshop.platform import db
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy, Unroutable
 from microshop.platform.bus.rabbit import RabbitBus, dead_letter_queue_name, retry_queue_name
-from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox, decode
+from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox
 from tests.support.events import order_created
 from tests.support.outbox_schema import Effect, Inbox, Outbox, PlatformTestBase
 from tests.support.polling import wait_until
@@ -139,7 +139,7 @@ class InboxConsumer:
         self._lock = threading.Lock()
 
     def __call__(self, message: IncomingMessage) -> None:
-        event = decode(message)
+        event = parse_event(message.body)
         with self._lock:
             self.deliveries[event.event_id] += 1
         self.inbox.process_once(event.event_id, self._record(event.event_id))

@@ -196,7 +196,7 @@ CRASHING_CONSUMER = """
 import os, sys
 from pathlib import Path
 from microshop.notifications import app as notifications_app
-from microshop.notifications.handlers import QUEUE, ROUTING_KEYS, PaymentSucceededHandler
+from microshop.notifications.handlers import SUBSCRIPTION
 from microshop.notifications.settings import NotificationsSettings
 from microshop.platform.runtime import SqlRuntime
 
@@ -204,14 +204,14 @@ settings = NotificationsSettings()
 runtime = SqlRuntime.open(
     settings, notifications_app.MIGRATIONS, store=notifications_app.open_store
 )
-handler = PaymentSucceededHandler(runtime.store)
+handler = SUBSCRIPTION.consumer(runtime.store)
 
 def commit_then_die(message):
     handler(message)          # the notification and the inbox mark are committed here
     print("committed; dying before the ack", flush=True)
     os._exit(17)              # the process dies: no ack ever reaches the broker
 
-runtime.bus.subscribe(QUEUE, ROUTING_KEYS, commit_then_die)
+runtime.bus.subscribe(SUBSCRIPTION.queue, SUBSCRIPTION.routing_keys, commit_then_die)
 import time
 time.sleep(60)
 sys.exit(1)

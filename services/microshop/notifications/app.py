@@ -8,10 +8,10 @@ from fastapi import FastAPI
 
 from microshop import registry
 from microshop.notifications.api import router
-from microshop.notifications.handlers import QUEUE, ROUTING_KEYS, PaymentSucceededHandler
+from microshop.notifications.handlers import QUEUE, SUBSCRIPTION
 from microshop.notifications.settings import NotificationsSettings
 from microshop.notifications.store import NotificationStore
-from microshop.platform.runtime import SqlRuntime, Subscription, create_sql_service_app
+from microshop.platform.runtime import SqlRuntime, create_sql_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,9 +28,5 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         migrations_dir=MIGRATIONS,
         routers=[router],
         store=open_store,
-        subscriptions=[
-            Subscription(
-                QUEUE, ROUTING_KEYS, lambda runtime: PaymentSucceededHandler(runtime.store)
-            )
-        ],
+        subscriptions=[SUBSCRIPTION],
     )

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from microshop.events import PaymentSucceeded
 from microshop.notifications.store import NotificationStore
-from microshop.platform.bus import IncomingMessage
-from microshop.platform.outbox import decode
+from microshop.platform.subscriptions import Subscription
 
 QUEUE = "notifications.payment-events"
-# payment.failed is deliberately not bound: a failed payment notifies no one.
-ROUTING_KEYS = ("payment.succeeded",)
 
 
 class PaymentSucceededHandler:
@@ -18,8 +15,9 @@ class PaymentSucceededHandler:
     def __init__(self, store: NotificationStore) -> None:
         self.store = store
 
-    def __call__(self, message: IncomingMessage) -> None:
-        event = decode(message)
-        if not isinstance(event, PaymentSucceeded):
-            return
+    def __call__(self, event: PaymentSucceeded, headers: dict[str, str]) -> None:
         self.store.notify_paid_once(event)
+
+
+# payment.failed is deliberately not handled (nor bound): a failed payment notifies no one.
+SUBSCRIPTION = Subscription[NotificationStore](QUEUE).on(PaymentSucceeded, PaymentSucceededHandler)

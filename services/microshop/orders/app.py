@@ -10,13 +10,14 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from microshop.orders.api import router
-from microshop.orders.handlers import QUEUE, ROUTING_KEYS, PaymentOutcomeHandler, SettledOrders
+from microshop.orders.handlers import SettledOrders, subscription
 from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
 from microshop.platform.bus import Bus
 from microshop.platform.outbox import OutboxRelay
 from microshop.platform.runtime import open_bus, token_verifier
 from microshop.platform.startup import opened_when_reachable
+from microshop.platform.subscriptions import Subscription
 from microshop.platform.telemetry import ServiceTelemetry
 from microshop.platform.web import create_app as create_platform_app
 
@@ -42,6 +43,11 @@ class OrdersRuntime:
         store.on_commit = relay.kick
         return cls(store, bus, relay)
 
+    def subscribe(self, subscription: Subscription[OrderStore]) -> None:
+        self.bus.subscribe(
+            subscription.queue, subscription.routing_keys, subscription.consumer(self.store)
+        )
+
     def readiness(self) -> dict[str, Callable[[], None]]:
         return {"database": self.store.ping, "bus": self.bus.ping}
 
@@ -61,12 +67,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
         async def serve(runtime: OrdersRuntime) -> None:
             telemetry.metrics.watch_outbox(runtime.store.backlog)
-            await run_in_threadpool(
-                runtime.bus.subscribe,
-                QUEUE,
-                ROUTING_KEYS,
-                PaymentOutcomeHandler(runtime.store, settled),
-            )
+            await run_in_threadpool(runtime.subscribe, subscription(settled))
             runtime.relay.start()
             app.state.runtime = runtime
 

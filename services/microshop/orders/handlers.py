@@ -10,13 +10,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from microshop.events import PaymentFailed, PaymentSucceeded
 from microshop.orders.domain import OrderStatus, next_status
 from microshop.orders.store import OrderStore
-from microshop.platform.bus import IncomingMessage
-from microshop.platform.outbox import decode
+from microshop.platform.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
 QUEUE = "orders.payment-events"
-ROUTING_KEYS = ("payment.succeeded", "payment.failed")
 
 
 class SettledOrders:
@@ -43,14 +41,13 @@ class SettledOrders:
 
 
 class PaymentOutcomeHandler:
+    """Settles the order once: PAID or PAYMENT_FAILED, by the outcome's event."""
+
     def __init__(self, store: OrderStore, settled: SettledOrders | None = None) -> None:
         self.store = store
         self.settled = settled
 
-    def __call__(self, message: IncomingMessage) -> None:
-        event = decode(message)
-        if not isinstance(event, PaymentSucceeded | PaymentFailed):
-            return
+    def __call__(self, event: PaymentSucceeded | PaymentFailed, headers: dict[str, str]) -> None:
         failure_code = event.failure_code if isinstance(event, PaymentFailed) else None
         outcome = self.store.apply_payment_outcome(
             order_id=event.order_id,
@@ -64,3 +61,12 @@ class PaymentOutcomeHandler:
         log.info(
             "payment outcome %s", outcome, extra={"order_id": event.order_id, "event": event.type}
         )
+
+
+def subscription(settled: SettledOrders | None = None) -> Subscription[OrderStore]:
+    """Both payment outcomes, each settling the order (and observed in `settled`)."""
+
+    def handler(store: OrderStore) -> PaymentOutcomeHandler:
+        return PaymentOutcomeHandler(store, settled)
+
+    return Subscription[OrderStore](QUEUE).on(PaymentSucceeded, handler).on(PaymentFailed, handler)

@@ -8,11 +8,11 @@ from fastapi import FastAPI
 
 from microshop import registry
 from microshop.payments.api import router
-from microshop.payments.handlers import QUEUE, ROUTING_KEYS, OrderCreatedHandler
+from microshop.payments.handlers import QUEUE, SUBSCRIPTION
 from microshop.payments.models import PaymentsOutbox
 from microshop.payments.settings import PaymentsSettings
 from microshop.payments.store import PaymentStore
-from microshop.platform.runtime import SqlRuntime, Subscription, create_sql_service_app
+from microshop.platform.runtime import SqlRuntime, create_sql_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -30,7 +30,5 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
         routers=[router],
         store=open_store,
         outbox_model=PaymentsOutbox,
-        subscriptions=[
-            Subscription(QUEUE, ROUTING_KEYS, lambda runtime: OrderCreatedHandler(runtime.store))
-        ],
+        subscriptions=[SUBSCRIPTION],
     )

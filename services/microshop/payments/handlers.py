@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from microshop.events import OrderCreated
 from microshop.payments.store import PaymentStore
-from microshop.platform.bus import IncomingMessage
-from microshop.platform.outbox import decode
+from microshop.platform.subscriptions import Subscription
 
 QUEUE = "payments.order-events"
-ROUTING_KEYS = ("order.created",)
 
 
 class OrderCreatedHandler:
@@ -17,8 +15,8 @@ class OrderCreatedHandler:
     def __init__(self, store: PaymentStore) -> None:
         self.store = store
 
-    def __call__(self, message: IncomingMessage) -> None:
-        event = decode(message)
-        if not isinstance(event, OrderCreated):
-            return
-        self.store.charge_once(event, message.headers)
+    def __call__(self, event: OrderCreated, headers: dict[str, str]) -> None:
+        self.store.charge_once(event, headers)
+
+
+SUBSCRIPTION = Subscription[PaymentStore](QUEUE).on(OrderCreated, OrderCreatedHandler)

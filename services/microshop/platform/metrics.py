@@ -65,6 +65,13 @@ class ServiceMetrics:
             ["type"],
             registry=r,
         )
+        self.events_unhandled = Counter(
+            "microshop_events_unhandled",
+            "Deliveries of an event type the queue's consumer has no handler for (each is "
+            "dead-lettered at once), by type",
+            ["type"],
+            registry=r,
+        )
         self._outbox: Backlog | None = None
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         r.register(_OutboxCollector(self))

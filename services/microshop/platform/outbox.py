@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from microshop.events import Event, parse_event
-from microshop.platform.bus import Bus, IncomingMessage, OutgoingMessage
+from microshop.platform.bus import Bus, OutgoingMessage
 from microshop.platform.db import UtcDateTime
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,3 @@ class OutboxRelay:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout=10)
-
-
-def decode(message: IncomingMessage) -> Event:
-    """The event in a bus message; a malformed one raises, so it retries and then dead-letters."""
-    return parse_event(message.body)

@@ -17,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 
 from microshop.platform import db
 from microshop.platform.auth import TokenVerifier
-from microshop.platform.bus import Bus, Handler, RetryPolicy, connect_bus
+from microshop.platform.bus import Bus, RetryPolicy, connect_bus
 from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
 from microshop.platform.startup import opened_when_reachable
+from microshop.platform.subscriptions import Subscription
 from microshop.platform.telemetry import ServiceTelemetry, trace_engine
 from microshop.platform.web import create_app as create_platform_app
 from microshop.registry import Service
@@ -94,9 +95,12 @@ class SqlRuntime:
             runtime.store = store(runtime)
         return runtime
 
-    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
+    def subscribe(self, subscription: Subscription[Any]) -> None:
+        """Bind the subscription's queue and consume it with handlers made from the store."""
         assert self.bus is not None, "this service was opened without a bus"
-        self.bus.subscribe(queue, routing_keys, handler)
+        self.bus.subscribe(
+            subscription.queue, subscription.routing_keys, subscription.consumer(self.store)
+        )
 
     def readiness(self) -> dict[str, Callable[[], None]]:
         checks: dict[str, Callable[[], None]] = {"database": lambda: db.ping(self.engine)}
@@ -112,15 +116,6 @@ class SqlRuntime:
         self.engine.dispose()
 
 
-@dataclass(frozen=True)
-class Subscription:
-    """A queue a service consumes, its bindings, and how to make its handler from the runtime."""
-
-    queue: str
-    routing_keys: tuple[str, ...]
-    handler: Callable[[SqlRuntime], Handler]
-
-
 def create_sql_service_app(
     *,
     service: Service,
@@ -129,7 +124,7 @@ def create_sql_service_app(
     routers: Sequence[APIRouter],
     store: Callable[[SqlRuntime], Any],
     outbox_model: type[OutboxMixin] | None = None,
-    subscriptions: Sequence[Subscription] = (),
+    subscriptions: Sequence[Subscription[Any]] = (),
 ) -> FastAPI:
     """The app of a service on its own SQL database: its lifespan opens the runtime (database,
     migrations, the bus if the registry says it uses one, relay), starts its consumers, and
@@ -141,12 +136,7 @@ def create_sql_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def serve(runtime: SqlRuntime) -> None:
             for subscription in subscriptions:
-                await run_in_threadpool(
-                    runtime.subscribe,
-                    subscription.queue,
-                    subscription.routing_keys,
-                    subscription.handler(runtime),
-                )
+                await run_in_threadpool(runtime.subscribe, subscription)
             app.state.runtime = runtime
 
         opener = functools.partial(

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from microshop.events import PaymentFailed, PaymentSucceeded
 from microshop.notifications.app import create_app
-from microshop.notifications.handlers import QUEUE, PaymentSucceededHandler
+from microshop.notifications.handlers import QUEUE, SUBSCRIPTION
 from microshop.notifications.models import Notification, NotificationsInbox
 from microshop.notifications.settings import NotificationsSettings
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer
-from microshop.platform.bus import IncomingMessage, OutgoingMessage, Unroutable
+from microshop.platform.bus import IncomingMessage, OutgoingMessage, UnhandledEvent, Unroutable
 from microshop.platform.outbox import to_message
 from tests.support.polling import wait_until
 
@@ -102,7 +102,7 @@ def test_another_event_about_the_same_order_makes_no_second_notification(
 def test_a_second_event_about_a_notified_order_is_handled_without_error(
     client: TestClient, notifications_of: Callable[..., httpx.Response]
 ) -> None:
-    handler = PaymentSucceededHandler(client.app.state.runtime.store)  # type: ignore[attr-defined]
+    handler = SUBSCRIPTION.consumer(client.app.state.runtime.store)  # type: ignore[attr-defined]
 
     for event in (paid("order-1"), paid("order-1")):
         message = to_message(event)
@@ -141,7 +141,7 @@ def test_a_failed_payment_is_not_routed_to_notifications(client: TestClient) -> 
 def test_a_failed_payment_handed_to_the_handler_makes_no_notification(
     client: TestClient, notifications_of: Callable[..., httpx.Response]
 ) -> None:
-    handler = PaymentSucceededHandler(client.app.state.runtime.store)  # type: ignore[attr-defined]
+    handler = SUBSCRIPTION.consumer(client.app.state.runtime.store)  # type: ignore[attr-defined]
     failed = to_message(
         PaymentFailed(
             payment_id="p-1",
@@ -153,7 +153,8 @@ def test_a_failed_payment_handed_to_the_handler_makes_no_notification(
         )
     )
 
-    handler(IncomingMessage(failed.routing_key, failed.body, failed.message_id, {}, attempt=1))
+    with pytest.raises(UnhandledEvent):
+        handler(IncomingMessage(failed.routing_key, failed.body, failed.message_id, {}, attempt=1))
 
     assert notifications_of().json() == []
 

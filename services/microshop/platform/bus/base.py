@@ -31,8 +31,21 @@ class Unroutable(Exception):
     """No queue is bound for the message yet; the publisher keeps it and tries again later."""
 
 
+class PoisonMessage(Exception):
+    """Raised by a handler for a delivery no retry can fix: the bus dead-letters it at once."""
+
+
+class UnhandledEvent(PoisonMessage):
+    """A delivery of an event type that the queue's consumer has no handler for."""
+
+    def __init__(self, queue: str, event_type: str) -> None:
+        super().__init__(f"{queue} has no handler for {event_type!r} events")
+        self.queue, self.event_type = queue, event_type
+
+
 Handler = Callable[[IncomingMessage], None]
-"""Returns after the consumer's own commit (the message is then acked); raises to retry."""
+"""Returns after the consumer's own commit (the message is then acked); raises to retry, or
+raises PoisonMessage to dead-letter the message without retries."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,10 @@ class RetryPolicy:
     def delay_before(self, attempt: int) -> float:
         """Delay before delivery number `attempt` (2 is the first retry)."""
         return min(self.base_delay_seconds * 2 ** (attempt - 2), self.max_delay_seconds)
+
+    def gives_up(self, attempt: int, error: BaseException) -> bool:
+        """True when delivery number `attempt`, failed with `error`, goes to the dead letters."""
+        return isinstance(error, PoisonMessage) or attempt >= self.max_attempts
 
 
 class Bus(abc.ABC):

@@ -23,6 +23,7 @@ from microshop.platform.bus.base import (
     IncomingMessage,
     OutgoingMessage,
     RetryPolicy,
+    UnhandledEvent,
 )
 from microshop.platform.context import service_var
 from microshop.platform.telemetry import ServiceTelemetry, inject_into
@@ -118,8 +119,10 @@ class InstrumentedBus(Bus):
                         attributes=attributes,
                     ):
                         handler(dataclasses.replace(message, headers=inject_into(carried)))
-            except Exception:
-                if message.attempt >= self.retry.max_attempts:
+            except Exception as exc:
+                if isinstance(exc, UnhandledEvent):
+                    metrics.events_unhandled.labels(exc.event_type).inc()
+                if self.retry.gives_up(message.attempt, exc):
                     metrics.events_dead_lettered.labels(event_type).inc()
                 else:
                     metrics.events_retried.labels(event_type).inc()

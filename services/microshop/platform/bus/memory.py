@@ -92,14 +92,15 @@ class MemoryBus(Bus):
             assert isinstance(item, IncomingMessage)
             try:
                 q.handler(item)
-            except Exception:
-                self._retry_or_dead_letter(q, item)
+            except Exception as exc:
+                self._retry_or_dead_letter(q, item, exc)
 
-    def _retry_or_dead_letter(self, q: _Queue, message: IncomingMessage) -> None:
-        if message.attempt >= self.retry.max_attempts:
+    def _retry_or_dead_letter(self, q: _Queue, message: IncomingMessage, error: Exception) -> None:
+        if self.retry.gives_up(message.attempt, error):
             log.error(
-                "dead-lettering message after %d attempts",
+                "dead-lettering message after %d attempts: %s",
                 message.attempt,
+                error,
                 extra={"queue": q.name, "message_id": message.message_id},
             )
             q.dead.append(message)

@@ -222,24 +222,29 @@ class _Consumer(threading.Thread):
         tag = method.delivery_tag  # type: ignore[attr-defined]
         try:
             self.handler(message)
-        except Exception:
-            self._retry_or_dead_letter(channel, message, properties)
+        except Exception as exc:
+            self._retry_or_dead_letter(channel, message, properties, exc)
         # Ack only after the handler's own commit, or after the retry/dead-letter copy is
         # confirmed by the broker: a crash before this line means redelivery, never loss.
         channel.basic_ack(tag)
 
     def _retry_or_dead_letter(
-        self, channel: BlockingChannel, message: IncomingMessage, properties: pika.BasicProperties
+        self,
+        channel: BlockingChannel,
+        message: IncomingMessage,
+        properties: pika.BasicProperties,
+        error: Exception,
     ) -> None:
         attempt = message.attempt + 1
-        if message.attempt >= self.bus.retry.max_attempts:
+        if self.bus.retry.gives_up(message.attempt, error):
             target = dead_letter_queue_name(self.queue)
             # A dead letter records the attempts actually made (as the in-process bus does),
             # not a next attempt that will never happen.
             attempt = message.attempt
             log.error(
-                "dead-lettering message after %d attempts",
+                "dead-lettering message after %d attempts: %s",
                 message.attempt,
+                error,
                 exc_info=True,
                 extra={"queue": self.queue, "message_id": message.message_id},
             )
