@@ -24,6 +24,7 @@ from microshop.platform import db
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy, Unroutable
 from microshop.platform.bus.rabbit import RabbitBus, dead_letter_queue_name, retry_queue_name
 from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox
+from microshop.platform.retry import Backoff
 from tests.support.events import order_created
 from tests.support.outbox_schema import Effect, Inbox, Outbox, PlatformTestBase
 from tests.support.polling import wait_until
@@ -167,7 +168,9 @@ def test_after_a_broker_restart_every_event_takes_effect_exactly_once(
     consumer = InboxConsumer(sessions)
     consuming = RabbitBus(private_rabbitmq.url, POLICY)
     publishing = RabbitBus(private_rabbitmq.url, POLICY)
-    relay = OutboxRelay(outbox, publishing, poll_seconds=0.1, name="restart-test")
+    relay = OutboxRelay(
+        outbox, publishing, poll_seconds=0.1, name="restart-test", backoff=Backoff(0.2, 10.0)
+    )
     expected: list[str] = []
 
     def produce(count: int) -> None:

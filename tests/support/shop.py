@@ -130,6 +130,7 @@ def build_shop(
         "MICROSHOP_BUS_URL": amqp_url,
         "MICROSHOP_LOG_LEVEL": "INFO",
         "MICROSHOP_OUTBOX_POLL_SECONDS": "0.2",
+        "MICROSHOP_RELAY_RETRY_FIRST_SECONDS": "0.4",
         "MICROSHOP_CONSUMER_RETRY_BASE_SECONDS": "0.2",
         **(extra_env or {}),
     }

@@ -39,7 +39,9 @@ class OrdersRuntime:
             store.close()
             raise
         bus = open_bus(settings, telemetry)
-        relay = OutboxRelay(store, bus, settings.outbox_poll_seconds, "orders")
+        relay = OutboxRelay(
+            store, bus, settings.outbox_poll_seconds, "orders", settings.relay_backoff
+        )
         store.on_commit = relay.kick
         return cls(store, bus, relay)
 
@@ -72,7 +74,11 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             app.state.runtime = runtime
 
         async with opened_when_reachable(
-            "database", lambda: OrdersRuntime.open(settings, telemetry), serve, OrdersRuntime.close
+            "database",
+            lambda: OrdersRuntime.open(settings, telemetry),
+            serve,
+            OrdersRuntime.close,
+            settings.startup_backoff,
         ) as waiting:
             app.state.runtime = getattr(app.state, "runtime", waiting)
             yield

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from microshop.events import Event, parse_event
 from microshop.platform.bus import Bus, OutgoingMessage
 from microshop.platform.db import UtcDateTime
+from microshop.platform.retry import RELAY, Backoff, until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +149,24 @@ class SqlInbox:
 
 
 class OutboxRelay:
-    """A background thread that publishes the outbox: woken after commits, polling as a fallback."""
+    """A background thread that publishes the outbox: woken after commits, polling as a fallback.
+
+    A batch that fails (the broker is away) is retried with `backoff` until it goes out or the
+    relay stops; nothing is lost meanwhile, since the events stay in the outbox.
+    """
 
     def __init__(
-        self, source: OutboxSource, bus: Bus, poll_seconds: float = 0.5, name: str = "outbox"
+        self,
+        source: OutboxSource,
+        bus: Bus,
+        poll_seconds: float = 0.5,
+        name: str = "outbox",
+        backoff: Backoff = RELAY,
     ) -> None:
         self.source, self.bus, self.poll_seconds = source, bus, poll_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._retrying = until_stopped(backoff, self._stop, log, "outbox relay")
         self._thread = threading.Thread(target=self._run, name=f"relay-{name}", daemon=True)
 
     def start(self) -> None:
@@ -166,18 +177,11 @@ class OutboxRelay:
         self._wake.set()
 
     def _run(self) -> None:
-        failures = 0
         while not self._stop.is_set():
             try:
-                published = self.source.relay_batch(self.bus.publish)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                published = 0
-                delay = min(self.poll_seconds * 2**failures, 10.0)
-                log.warning("outbox relay failed; retrying in %.1fs: %r", delay, exc)
-                self._stop.wait(delay)
-                continue
+                published = self._retrying(self.source.relay_batch, self.bus.publish)
+            except Exception:  # only once stopping: the events wait for the next start
+                return
             if not published:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()

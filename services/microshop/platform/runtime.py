@@ -45,6 +45,7 @@ def open_bus(settings: DatabaseSettings, telemetry: ServiceTelemetry | None = No
             base_delay_seconds=settings.consumer_retry_base_seconds,
         ),
         telemetry,
+        reconnect=settings.bus_reconnect_backoff,
     )
 
 
@@ -86,7 +87,9 @@ class SqlRuntime:
         if outbox_model is not None:
             assert bus is not None, "an outbox needs a bus to relay to"
             runtime.outbox = SqlOutbox(sessions, outbox_model)
-            runtime.relay = OutboxRelay(runtime.outbox, bus, settings.outbox_poll_seconds, name)
+            runtime.relay = OutboxRelay(
+                runtime.outbox, bus, settings.outbox_poll_seconds, name, settings.relay_backoff
+            )
             runtime.outbox.on_commit = runtime.relay.kick
             runtime.relay.start()
             if telemetry is not None:
@@ -149,7 +152,9 @@ def create_sql_service_app(
             telemetry=app.state.telemetry,
             store=store,
         )
-        async with opened_when_reachable("database", opener, serve, SqlRuntime.close) as waiting:
+        async with opened_when_reachable(
+            "database", opener, serve, SqlRuntime.close, settings.startup_backoff
+        ) as waiting:
             app.state.runtime = getattr(app.state, "runtime", waiting)
             yield
 

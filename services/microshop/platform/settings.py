@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from microshop.platform import retry
+
 
 class ServiceSettings(BaseSettings):
     """Read once at start-up from the environment and passed down; never looked up elsewhere."""
@@ -24,12 +26,32 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = 0.5
     consumer_max_attempts: int = 5
     consumer_retry_base_seconds: float = 0.5
+    # Backoff (first wait, doubling up to a cap) while the database is not reachable at
+    # start-up, while the relay cannot publish, and between a consumer's reconnects.
+    startup_retry_first_seconds: float = Field(default=retry.STARTUP.first_seconds, gt=0)
+    startup_retry_max_seconds: float = Field(default=retry.STARTUP.max_seconds, gt=0)
+    relay_retry_first_seconds: float = Field(default=retry.RELAY.first_seconds, gt=0)
+    relay_retry_max_seconds: float = Field(default=retry.RELAY.max_seconds, gt=0)
+    bus_reconnect_first_seconds: float = Field(default=retry.BUS_RECONNECT.first_seconds, gt=0)
+    bus_reconnect_max_seconds: float = Field(default=retry.BUS_RECONNECT.max_seconds, gt=0)
     # Where spans go (OTLP/HTTP, e.g. http://collector:4318); tracing is off when empty. The
     # standard OpenTelemetry variable is honoured, as the operator sets it.
     otlp_endpoint: str = Field(
         default="",
         validation_alias=AliasChoices("MICROSHOP_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
     )
+
+    @property
+    def startup_backoff(self) -> retry.Backoff:
+        return retry.Backoff(self.startup_retry_first_seconds, self.startup_retry_max_seconds)
+
+    @property
+    def relay_backoff(self) -> retry.Backoff:
+        return retry.Backoff(self.relay_retry_first_seconds, self.relay_retry_max_seconds)
+
+    @property
+    def bus_reconnect_backoff(self) -> retry.Backoff:
+        return retry.Backoff(self.bus_reconnect_first_seconds, self.bus_reconnect_max_seconds)
 
     @model_validator(mode="after")
     def _keys_required_in_production(self) -> ServiceSettings:

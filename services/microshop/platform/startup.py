@@ -17,13 +17,13 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from microshop.platform import retry
 from microshop.platform.errors import Unavailable
+from microshop.platform.retry import Backoff
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS = 0.5, 10.0
 
 
 class Waiting:
@@ -43,41 +43,37 @@ async def opened_when_reachable(
     open_: Callable[[], T],
     on_open: Callable[[T], Awaitable[None]],
     close: Callable[[T], None],
+    backoff: Backoff,
 ) -> AsyncIterator[Waiting]:
-    """Open `open_()` now or, failing that, in the background with backoff; close at exit.
+    """Open `open_()` now or, failing that, in the background with `backoff`; close at exit.
 
     Yields the `Waiting` placeholder to put on `app.state` until `on_open` replaces it.
     """
     waiting = Waiting(what)
     opened: list[T] = []
 
-    async def attempt() -> bool:
+    async def attempt() -> None:
         try:
             resource = await run_in_threadpool(open_)
+            try:
+                await on_open(resource)
+            except Exception:
+                await run_in_threadpool(close, resource)
+                raise
         except Exception as exc:
-            return failed(exc)
-        try:
-            await on_open(resource)
-        except Exception as exc:
-            await run_in_threadpool(close, resource)
-            return failed(exc)
+            waiting.reason = f"{type(exc).__name__}: {exc}"[:300]
+            raise
         opened.append(resource)
-        return True
-
-    def failed(exc: Exception) -> bool:
-        waiting.reason = f"{type(exc).__name__}: {exc}"[:300]
-        log.warning("%s not reachable yet; retrying: %s", what, waiting.reason)
-        return False
 
     async def keep_trying() -> None:
-        delay = FIRST_RETRY_SECONDS
-        while not await attempt():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
+        await retry.forever(backoff, log, f"opening the {what}")(attempt)
         log.info("%s reachable: serving", what)
 
-    retrying = None
-    if not await attempt():
+    retrying: asyncio.Task[None] | None = None
+    try:
+        await attempt()
+    except Exception:
+        log.warning("%s not reachable yet; retrying: %s", what, waiting.reason)
         retrying = asyncio.create_task(keep_trying(), name=f"open {what}")
     try:
         yield waiting

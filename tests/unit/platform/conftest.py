@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from microshop.platform import db
 from microshop.platform.bus import RetryPolicy
 from microshop.platform.bus.memory import MemoryBus
+from microshop.platform.retry import Backoff
 from tests.support.outbox_schema import PlatformTestBase
 
 
@@ -32,6 +33,8 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_seconds=0.05, max_delay_seconds=1.0)
+# A relay polling every 0.02 s backs off from 0.04 s.
+FAST_BACKOFF = Backoff(first_seconds=0.04, max_seconds=1.0)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox
 from tests.support.events import order_created
 from tests.support.outbox_schema import Effect, Inbox, Outbox
 from tests.support.polling import wait_until
-from tests.unit.platform.conftest import FAST_RETRY, SqlStore
+from tests.unit.platform.conftest import FAST_BACKOFF, FAST_RETRY, SqlStore
 
 
 class FlakyBus(Bus):
@@ -63,7 +63,7 @@ def bus() -> FlakyBus:
 
 @pytest.fixture
 def relay(outbox: SqlOutbox, bus: FlakyBus) -> Iterator[OutboxRelay]:
-    relay = OutboxRelay(outbox, bus, poll_seconds=0.02, name="test")
+    relay = OutboxRelay(outbox, bus, poll_seconds=0.02, name="test", backoff=FAST_BACKOFF)
     relay.start()
     yield relay
     relay.stop()
@@ -144,7 +144,7 @@ def test_events_wait_in_the_outbox_until_a_queue_is_bound(store: SqlStore) -> No
     """The in-process bus refuses what nobody consumes yet; the outbox holds it till then."""
     memory = CountingMemoryBus()
     outbox = SqlOutbox(store.sessions, Outbox)
-    relay = OutboxRelay(outbox, memory, poll_seconds=0.02, name="unroutable")
+    relay = OutboxRelay(outbox, memory, poll_seconds=0.02, name="unroutable", backoff=FAST_BACKOFF)
     relay.start()
     try:
         event = order_created()

@@ -23,6 +23,7 @@ from microshop.platform.bus.instrumented import InstrumentedBus
 from microshop.platform.bus.memory import MemoryBus
 from microshop.platform.metrics import ServiceMetrics
 from microshop.platform.outbox import OutboxRelay, SqlOutbox
+from microshop.platform.retry import Backoff
 from microshop.platform.tracing import current_trace_headers
 from tests.support.events import order_created
 from tests.support.outbox_schema import Outbox, PlatformTestBase
@@ -149,7 +150,12 @@ def test_an_event_that_waited_in_the_outbox_is_published_in_the_request_trace(
     (request,) = named(spans, "POST /api/v1/orders")
     assert spans.get_finished_spans() == (request,)  # nothing published inside the request
 
-    relay = OutboxRelay(outbox, InstrumentedBus(memory, observed("orders")), poll_seconds=0.02)
+    relay = OutboxRelay(
+        outbox,
+        InstrumentedBus(memory, observed("orders")),
+        poll_seconds=0.02,
+        backoff=Backoff(first_seconds=0.04, max_seconds=1.0),
+    )
     relay.start()
     received = threading.Event()
     try:

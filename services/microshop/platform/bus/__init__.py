@@ -15,19 +15,24 @@ from microshop.platform.bus.base import (
     Unroutable,
     topic_matches,
 )
+from microshop.platform.retry import BUS_RECONNECT, Backoff
 
 if TYPE_CHECKING:
     from microshop.platform.telemetry import ServiceTelemetry
 
 
 def connect_bus(
-    url: str, retry: RetryPolicy | None = None, telemetry: ServiceTelemetry | None = None
+    url: str,
+    retry: RetryPolicy | None = None,
+    telemetry: ServiceTelemetry | None = None,
+    reconnect: Backoff = BUS_RECONNECT,
 ) -> Bus:
     """`amqp://…` → RabbitMQ; `memory://` → the in-process bus (standalone mode, unit tests).
 
-    With `telemetry`, the service's view of the bus makes its spans and event metrics.
+    With `telemetry`, the service's view of the bus makes its spans and event metrics;
+    `reconnect` is how RabbitMQ consumers back off between reconnects.
     """
-    bus = _connect(url, retry or RetryPolicy())
+    bus = _connect(url, retry or RetryPolicy(), reconnect)
     if telemetry is None:
         return bus
     from microshop.platform.bus.instrumented import InstrumentedBus
@@ -35,11 +40,11 @@ def connect_bus(
     return InstrumentedBus(bus, telemetry)
 
 
-def _connect(url: str, retry: RetryPolicy) -> Bus:
+def _connect(url: str, retry: RetryPolicy, reconnect: Backoff) -> Bus:
     if url.startswith(("amqp://", "amqps://")):
         from microshop.platform.bus.rabbit import RabbitBus
 
-        return RabbitBus(url, retry)
+        return RabbitBus(url, retry, reconnect)
     if url.startswith("memory://"):
         from microshop.platform.bus.memory import shared_memory_bus
 

@@ -21,11 +21,13 @@ from microshop.platform.bus.base import (
     RetryPolicy,
     Unroutable,
 )
+from microshop.platform.retry import BUS_RECONNECT, Backoff, Stopped, until_stopped
 
 log = logging.getLogger(__name__)
 
 PERSISTENT = pika.DeliveryMode.Persistent
-_RECONNECT_MAX_SECONDS = 5.0
+# What a lost or refused broker connection raises.
+_CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
 def retry_queue_name(queue: str, attempt: int, retry: RetryPolicy) -> str:
@@ -47,8 +49,9 @@ class RabbitBus(Bus):
     when the broker goes away, and re-declares its topology each time.
     """
 
-    def __init__(self, url: str, retry: RetryPolicy) -> None:
+    def __init__(self, url: str, retry: RetryPolicy, reconnect: Backoff = BUS_RECONNECT) -> None:
         super().__init__(retry)
+        self.reconnect = reconnect
         self.parameters = pika.URLParameters(url)
         self.parameters.heartbeat = 30
         self.parameters.blocked_connection_timeout = 30
@@ -185,31 +188,44 @@ class _Consumer(threading.Thread):
         channel.queue_declare(dead_letter_queue_name(self.queue), durable=True)
 
     def run(self) -> None:
-        delay = 0.2
+        connect = until_stopped(
+            self.bus.reconnect,
+            self.bus._stopping,
+            log,
+            f"bus connection of {self.queue}",
+            retry_on=_CONNECTION_ERRORS,
+        )
+        # Each connection lost starts a fresh backoff: the first reconnect is tried at once.
         while not self.bus._stopping.is_set():
             try:
-                self._connection = pika.BlockingConnection(self.bus.parameters)
-                channel = self._channel = self._connection.channel()
-                self._declare(channel)
-                channel.confirm_delivery()
-                channel.basic_qos(prefetch_count=10)
-                channel.basic_consume(self.queue, self._on_message)
-                self.declared.set()
-                delay = 0.2
+                channel = connect(self._connect)
+            except (*_CONNECTION_ERRORS, Stopped):  # only once stopping
+                break
+            try:
                 channel.start_consuming()
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except _CONNECTION_ERRORS as exc:
                 if self.bus._stopping.is_set():
                     break
                 log.warning(
-                    "bus connection lost; reconnecting in %.1fs: %r",
-                    delay,
-                    exc,
-                    extra={"queue": self.queue},
+                    "bus connection lost; reconnecting: %r", exc, extra={"queue": self.queue}
                 )
-                self.bus._stopping.wait(delay)
-                delay = min(delay * 2, _RECONNECT_MAX_SECONDS)
             finally:
                 self._close_connection()
+
+    def _connect(self) -> BlockingChannel:
+        """Connect, declare the queue's topology and start consuming (not yet dispatching)."""
+        try:
+            self._connection = pika.BlockingConnection(self.bus.parameters)
+            channel = self._channel = self._connection.channel()
+            self._declare(channel)
+            channel.confirm_delivery()
+            channel.basic_qos(prefetch_count=10)
+            channel.basic_consume(self.queue, self._on_message)
+        except Exception:
+            self._close_connection()
+            raise
+        self.declared.set()
+        return channel
 
     def _on_message(
         self,
