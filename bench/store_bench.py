@@ -6,7 +6,7 @@ times the operations the service runs on every request or relay tick:
 
 - `by id`: GET /orders/{id} (`store.get`)
 - `by (user, key)`: a replayed POST with the same Idempotency-Key (`store.place` again)
-- `relay idle scan`: the relay's poll when nothing is pending (`store.relay_batch`)
+- `relay idle scan`: the relay's poll when nothing is pending (`store.outbox.relay_batch`)
 - `relay one order`: place a new order, relay its event, settle it (what one order costs)
 - `user's list`: GET /orders, first page of 20 (`store.list_for_user`)
 
@@ -106,7 +106,7 @@ class Shopper:
 
     def place(self, key: str) -> tuple[dict[str, Any], bool]:
         items = [RequestedItem("MUG-CLASSIC", 1 + len(key) % 3)]
-        return self.store.place(
+        return self.store.orders.place(
             user_id=self.user_id,
             idempotency_key=key,
             idempotency_id=idempotency_id(self.user_id, key),
@@ -125,7 +125,7 @@ def settle(store: OrderStore, order: dict[str, Any]) -> None:
         amount_cents=order["total_cents"],
         currency=order["currency"],
     )
-    store.apply_payment_outcome(
+    store.orders.apply_payment_outcome(
         order_id=order["id"], event_id=event.event_id, event_type=event.type, failure_code=None
     )
 
@@ -138,9 +138,9 @@ def settled_documents(count: int) -> list[dict[str, Any]]:
         shopper = Shopper(scratch, f"user-{n // ORDERS_PER_USER}")
         order, _ = shopper.place(f"fill-{n}")
         settle(scratch, order)
-    while scratch.relay_batch(lambda messages: None):
+    while scratch.outbox.relay_batch(lambda messages: None):
         pass
-    docs = list(scratch.orders.find({}))
+    docs = list(scratch.backend.orders.find({}))
     scratch.close()
     return docs
 
@@ -161,27 +161,28 @@ def measure(url: str, size: int, reps: int) -> dict[str, float]:
     try:
         docs = settled_documents(size)
         for start in range(0, len(docs), 500):
-            store.orders.insert_many(docs[start : start + 500])
+            store.backend.orders.insert_many(docs[start : start + 500])
         probe = docs[len(docs) // 2]
         shopper = Shopper(store, probe["user_id"])
         fresh = iter(range(10**9))
 
         def one_order() -> None:
             order, _ = shopper.place(f"new-{next(fresh)}")
-            store.relay_batch(lambda messages: None)
+            store.outbox.relay_batch(lambda messages: None)
             settle(store, order)
 
         return {
-            "by id": median_ms(lambda: store.get(probe["user_id"], probe["id"]), reps),
+            "by id": median_ms(lambda: store.orders.get(probe["user_id"], probe["id"]), reps),
             "by (user, key)": median_ms(lambda: shopper.place(probe["idempotency_key"]), reps),
-            "relay idle scan": median_ms(lambda: store.relay_batch(lambda m: None), reps),
+            "relay idle scan": median_ms(lambda: store.outbox.relay_batch(lambda m: None), reps),
             "relay one order": median_ms(one_order, reps),
             "user's list": median_ms(
-                lambda: store.list_for_user(probe["user_id"], ORDERS_PER_USER, 0), reps
+                lambda: store.orders.list_for_user(probe["user_id"], ORDERS_PER_USER, 0), reps
             ),
         }
     finally:
-        store.db.client.drop_database(store.db.name) if not store.embedded else None
+        backend = store.backend
+        backend.client.drop_database(backend.database.name) if not backend.embedded else None
         store.close()
 
 

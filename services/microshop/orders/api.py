@@ -102,7 +102,7 @@ def _out(doc: dict[str, Any]) -> OrderOut:
 @router.head("/products", include_in_schema=False)
 @router.get("/products", response_model=list[ProductOut], tags=["catalog"], summary="The catalog")
 def list_products(store: Store) -> list[ProductOut]:
-    return [ProductOut(**p.__dict__) for p in store.catalog().values()]
+    return [ProductOut(**p.__dict__) for p in store.catalog.products().values()]
 
 
 @router.post(
@@ -120,8 +120,8 @@ def place_order(
     idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
 ) -> OrderOut:
     items = [RequestedItem(i.sku, i.quantity) for i in body.items]
-    priced = price_order(items, store.catalog())
-    doc, created = store.place(
+    priced = price_order(items, store.catalog.products())
+    doc, created = store.orders.place(
         user_id=principal.user_id,
         idempotency_key=idempotency_key,
         idempotency_id=idempotency_id(principal.user_id, idempotency_key),
@@ -142,13 +142,13 @@ def list_orders(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> OrderPage:
-    docs, total = store.list_for_user(principal.user_id, limit, offset)
+    docs, total = store.orders.list_for_user(principal.user_id, limit, offset)
     return OrderPage(items=[_out(d) for d in docs], total=total, limit=limit, offset=offset)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="One of the caller's orders")
 def get_order(order_id: str, principal: CurrentPrincipal, store: Store) -> OrderOut:
-    doc = store.get(principal.user_id, order_id)
+    doc = store.orders.get(principal.user_id, order_id)
     if doc is None:
         # Someone else's order looks exactly like a missing one.
         raise NotFound(f"order {order_id} not found")

@@ -40,9 +40,9 @@ class OrdersRuntime:
             raise
         bus = open_bus(settings, telemetry)
         relay = OutboxRelay(
-            store, bus, settings.outbox_poll_seconds, "orders", settings.relay_backoff
+            store.outbox, bus, settings.outbox_poll_seconds, "orders", settings.relay_backoff
         )
-        store.on_commit = relay.kick
+        store.outbox.on_commit = relay.kick
         return cls(store, bus, relay)
 
     def subscribe(self, subscription: Subscription[OrderStore]) -> None:
@@ -68,7 +68,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         telemetry: ServiceTelemetry = app.state.telemetry
 
         async def serve(runtime: OrdersRuntime) -> None:
-            telemetry.metrics.watch_outbox(runtime.store.backlog)
+            telemetry.metrics.watch_outbox(runtime.store.outbox.backlog)
             await run_in_threadpool(runtime.subscribe, subscription(settled))
             runtime.relay.start()
             app.state.runtime = runtime

@@ -44,12 +44,12 @@ class PaymentOutcomeHandler:
     """Settles the order once: PAID or PAYMENT_FAILED, by the outcome's event."""
 
     def __init__(self, store: OrderStore, settled: SettledOrders | None = None) -> None:
-        self.store = store
+        self.orders = store.orders
         self.settled = settled
 
     def __call__(self, event: PaymentSucceeded | PaymentFailed, headers: dict[str, str]) -> None:
         failure_code = event.failure_code if isinstance(event, PaymentFailed) else None
-        outcome = self.store.apply_payment_outcome(
+        outcome = self.orders.apply_payment_outcome(
             order_id=event.order_id,
             event_id=event.event_id,
             event_type=event.type,
@@ -57,7 +57,7 @@ class PaymentOutcomeHandler:
         )
         if outcome == "applied" and self.settled is not None:
             status = next_status(OrderStatus.PENDING, event.type).value
-            self.settled.observe(status, self.store.placed_at(event.order_id))
+            self.settled.observe(status, self.orders.placed_at(event.order_id))
         log.info(
             "payment outcome %s", outcome, extra={"order_id": event.order_id, "event": event.type}
         )

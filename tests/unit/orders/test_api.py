@@ -224,7 +224,9 @@ def test_payment_events_settle_the_order_once(client: TestClient, alice: dict[st
     assert status(paid_id)["status"] == "PAID"
     assert status(paid_id)["failure_code"] is None
     store = client.app.state.runtime.store  # type: ignore[attr-defined]
-    assert store.orders.find_one({"id": paid_id})["processed_event_ids"] == [succeeded.event_id]
+    assert store.backend.orders.find_one({"id": paid_id})["processed_event_ids"] == [
+        succeeded.event_id
+    ]
 
 
 def test_health_and_readiness(client: TestClient) -> None:
@@ -292,7 +294,7 @@ def test_indexes_are_made_at_start_with_a_unique_user_and_key(keys: KeyPair) -> 
         jwt_public_key=keys.public_pem,
     )
     with TestClient(create_app(settings)) as client:
-        indexes = client.app.state.runtime.store.orders.index_information()  # type: ignore[attr-defined]
+        indexes = client.app.state.runtime.store.backend.orders.index_information()  # type: ignore[attr-defined]
     unique = {
         tuple(key for key, _ in spec["key"]) for spec in indexes.values() if spec.get("unique")
     }
