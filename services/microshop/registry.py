@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import APIRouter, FastAPI
 
     from microshop.platform.settings import ServiceSettings
 
@@ -76,8 +77,27 @@ class Service:
 
     @property
     def api_module(self) -> str:
-        """The module whose APIRouters the gateway's OpenAPI document is built from."""
+        """The module of its routes: microshop/<name>/api.py."""
         return f"microshop.{self.name}.api"
+
+    def routers(self) -> list[APIRouter]:
+        """The APIRouters of its api module: its app serves them, the gateway documents them.
+
+        The contract is one `router`; a module that splits its routes over several module-level
+        routers (users: `users_router`, `auth_router`) is served and documented in full.
+        """
+        from fastapi import APIRouter
+
+        module = importlib.import_module(self.api_module)
+        router = getattr(module, "router", None)
+        if isinstance(router, APIRouter):
+            return [router]
+        return [value for value in vars(module).values() if isinstance(value, APIRouter)]
+
+    @property
+    def migrations(self) -> Path:
+        """Its Alembic migrations: microshop/<name>/migrations."""
+        return Path(__file__).parent / self.name / "migrations"
 
 
 # Service(name, port offset, route prefixes, ...): the services, then the gateway, which starts

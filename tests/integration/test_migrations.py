@@ -13,14 +13,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
-from microshop.notifications.app import MIGRATIONS as NOTIFICATIONS
+from microshop import registry
 from microshop.notifications.models import NotificationsBase
-from microshop.payments.app import MIGRATIONS as PAYMENTS
 from microshop.payments.models import PaymentsBase
 from microshop.platform.db import make_engine, migrate
-from microshop.users.app import MIGRATIONS as USERS
 from microshop.users.models import UsersBase
 from tests.integration.conftest import PG_ADMIN
+
+USERS, PAYMENTS, NOTIFICATIONS = (
+    registry.service(name).migrations for name in ("users", "payments", "notifications")
+)
 
 
 @pytest.mark.parametrize(

@@ -195,6 +195,7 @@ def test_the_same_event_delivered_twice_changes_nothing(shop: Shop, tap) -> None
 CRASHING_CONSUMER = """
 import os, sys
 from pathlib import Path
+from microshop import registry
 from microshop.notifications import app as notifications_app
 from microshop.notifications.handlers import SUBSCRIPTION
 from microshop.notifications.settings import NotificationsSettings
@@ -202,7 +203,7 @@ from microshop.platform.runtime import SqlRuntime
 
 settings = NotificationsSettings()
 runtime = SqlRuntime.open(
-    settings, notifications_app.MIGRATIONS, store=notifications_app.open_store
+    settings, registry.service("notifications").migrations, store=notifications_app.open_store
 )
 handler = SUBSCRIPTION.consumer(runtime.store)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-from types import ModuleType
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -41,22 +39,13 @@ _GATEWAY_PATHS: dict[str, Any] = {
 }
 
 
-def _routers_of(module: ModuleType) -> list[APIRouter]:
-    # The contract is one `router`; a module that splits its routes over several module-level
-    # APIRouters (users: `users_router`, `auth_router`) is documented in full rather than not.
-    router = getattr(module, "router", None)
-    if isinstance(router, APIRouter):
-        return [router]
-    return [value for value in vars(module).values() if isinstance(value, APIRouter)]
-
-
 def service_routers() -> tuple[list[APIRouter], list[str]]:
     """The routers of each `microshop.<service>.api`, and the services that could not be loaded."""
     routers: list[APIRouter] = []
     missing: list[str] = []
     for service in BACKENDS:
         try:
-            found = _routers_of(importlib.import_module(service.api_module))
+            found = service.routers()
             if not found:
                 raise LookupError(f"{service.api_module} has no APIRouter")
         except Exception:

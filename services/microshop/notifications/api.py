@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from microshop.notifications.models import Notification
 from microshop.notifications.store import NotificationStore
-from microshop.platform.deps import CurrentPrincipal, current_store
+from microshop.platform.deps import CurrentPrincipal, Store
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
-
-Store = Annotated[NotificationStore, Depends(current_store)]
 
 
 class NotificationOut(BaseModel):
@@ -28,7 +26,7 @@ class NotificationOut(BaseModel):
 @router.get("", response_model=list[NotificationOut], summary="The caller's notifications")
 def list_notifications(
     principal: CurrentPrincipal,
-    store: Store,
+    store: Store[NotificationStore],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[Notification]:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from microshop import registry
-from microshop.notifications.api import router
 from microshop.notifications.handlers import QUEUE, SUBSCRIPTION
 from microshop.notifications.settings import NotificationsSettings
 from microshop.notifications.store import NotificationStore
 from microshop.platform.runtime import SqlRuntime, create_sql_service_app
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def open_store(runtime: SqlRuntime) -> NotificationStore:
@@ -25,8 +20,6 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     return create_sql_service_app(
         service=registry.service("notifications"),
         settings=settings or NotificationsSettings(),
-        migrations_dir=MIGRATIONS,
-        routers=[router],
         store=open_store,
         subscriptions=[SUBSCRIPTION],
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from microshop.orders.domain import (
@@ -19,13 +19,11 @@ from microshop.orders.domain import (
 from microshop.orders.store import OrderStore
 from microshop.payment_methods import PAYMENT_METHODS
 from microshop.platform.clock import as_utc
-from microshop.platform.deps import CurrentPrincipal, current_store
+from microshop.platform.deps import CurrentPrincipal, Store
 from microshop.platform.errors import NotFound
 from microshop.platform.tracing import current_trace_headers
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
-
-Store = Annotated[OrderStore, Depends(current_store)]
 
 
 class ProductOut(BaseModel):
@@ -101,7 +99,7 @@ def _out(doc: dict[str, Any]) -> OrderOut:
 # HEAD answers like GET without a body; kept out of the schema so GET keeps one operation id.
 @router.head("/products", include_in_schema=False)
 @router.get("/products", response_model=list[ProductOut], tags=["catalog"], summary="The catalog")
-def list_products(store: Store) -> list[ProductOut]:
+def list_products(store: Store[OrderStore]) -> list[ProductOut]:
     return [ProductOut(**p.__dict__) for p in store.catalog.products().values()]
 
 
@@ -116,7 +114,7 @@ def place_order(
     body: OrderIn,
     response: Response,
     principal: CurrentPrincipal,
-    store: Store,
+    store: Store[OrderStore],
     idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
 ) -> OrderOut:
     items = [RequestedItem(i.sku, i.quantity) for i in body.items]
@@ -138,7 +136,7 @@ def place_order(
 @router.get("/orders", response_model=OrderPage, summary="The caller's orders, newest first")
 def list_orders(
     principal: CurrentPrincipal,
-    store: Store,
+    store: Store[OrderStore],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> OrderPage:
@@ -147,7 +145,7 @@ def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="One of the caller's orders")
-def get_order(order_id: str, principal: CurrentPrincipal, store: Store) -> OrderOut:
+def get_order(order_id: str, principal: CurrentPrincipal, store: Store[OrderStore]) -> OrderOut:
     doc = store.orders.get(principal.user_id, order_id)
     if doc is None:
         # Someone else's order looks exactly like a missing one.

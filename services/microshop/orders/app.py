@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from microshop.orders.api import router
+from microshop import registry
 from microshop.orders.handlers import SettledOrders, subscription
 from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
@@ -61,6 +61,7 @@ class OrdersRuntime:
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()
+    service = registry.service("orders")
     verifier = token_verifier(settings)
 
     @asynccontextmanager
@@ -85,12 +86,13 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
     app = create_platform_app(
         title="microshop orders",
-        service="orders",
+        service=service.name,
         settings=settings,
         lifespan=lifespan,
         readiness=lambda app: app.state.runtime.readiness(),
     )
     settled = SettledOrders(app.state.telemetry.metrics.registry)
     app.state.token_verifier = verifier
-    app.include_router(router)
+    for router in service.routers():
+        app.include_router(router)
     return app

@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from microshop.payments.models import Payment
 from microshop.payments.store import PaymentStore
-from microshop.platform.deps import CurrentPrincipal, current_store
+from microshop.platform.deps import CurrentPrincipal, Store
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
-
-Store = Annotated[PaymentStore, Depends(current_store)]
 
 
 class PaymentOut(BaseModel):
@@ -30,7 +28,7 @@ class PaymentOut(BaseModel):
 @router.get("", response_model=list[PaymentOut], summary="The caller's payments")
 def list_payments(
     principal: CurrentPrincipal,
-    store: Store,
+    store: Store[PaymentStore],
     order_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[Payment]:
     return store.list_for_user(principal.user_id, order_id)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from microshop import registry
-from microshop.payments.api import router
 from microshop.payments.handlers import QUEUE, SUBSCRIPTION
 from microshop.payments.models import PaymentsOutbox
 from microshop.payments.settings import PaymentsSettings
 from microshop.payments.store import PaymentStore
 from microshop.platform.runtime import SqlRuntime, create_sql_service_app
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def open_store(runtime: SqlRuntime) -> PaymentStore:
@@ -26,8 +21,6 @@ def create_app(settings: PaymentsSettings | None = None) -> FastAPI:
     return create_sql_service_app(
         service=registry.service("payments"),
         settings=settings or PaymentsSettings(),
-        migrations_dir=MIGRATIONS,
-        routers=[router],
         store=open_store,
         outbox_model=PaymentsOutbox,
         subscriptions=[SUBSCRIPTION],

@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
@@ -30,8 +31,9 @@ class Principal:
     email: str
 
 
-@dataclass(frozen=True)
-class KeyPair:
+class KeyPair(NamedTuple):
+    """The Ed25519 key pair of a shop, as PEM: users signs with the private key."""
+
     private_pem: str
     public_pem: str
 

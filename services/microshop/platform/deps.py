@@ -6,12 +6,14 @@ signature (`principal: CurrentPrincipal`, `store: Store`) and never reads `app.s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from microshop.platform.auth import InvalidToken, Principal, TokenVerifier
 from microshop.platform.errors import Unauthorized
+
+S = TypeVar("S")
 
 
 def current_principal(request: Request) -> Principal:
@@ -24,11 +26,10 @@ def current_principal(request: Request) -> Principal:
 
 
 def current_store(request: Request) -> Any:
-    """The store the service's runtime opened; a 503 while the database is not reachable yet.
-
-    Each service names its own type: `Store = Annotated[PaymentStore, Depends(current_store)]`.
-    """
+    """The store the service's runtime opened; a 503 while the database is not reachable yet."""
     return request.app.state.runtime.store
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+# `store: Store[PaymentStore]`: the route's service's store, of the type it names.
+Store = Annotated[S, Depends(current_store)]

@@ -41,36 +41,28 @@ class ServiceMetrics:
             ["method", "route"],
             registry=r,
         )
-        self.events_published = Counter(
-            "microshop_events_published",
-            "Events confirmed by the broker, by type",
-            ["type"],
-            registry=r,
+
+        def by_type(name: str, documentation: str) -> Counter:
+            return Counter(name, f"{documentation}, by type", ["type"], registry=r)
+
+        self.events_published = by_type(
+            "microshop_events_published", "Events confirmed by the broker"
         )
-        self.events_consumed = Counter(
+        self.events_consumed = by_type(
             "microshop_events_consumed",
-            "Events handled (committed, or skipped as already processed), by type",
-            ["type"],
-            registry=r,
+            "Events handled (committed, or skipped as already processed)",
         )
-        self.events_retried = Counter(
+        self.events_retried = by_type(
             "microshop_events_retried",
-            "Deliveries whose handler failed and that will be tried again, by type",
-            ["type"],
-            registry=r,
+            "Deliveries whose handler failed and that will be tried again",
         )
-        self.events_dead_lettered = Counter(
-            "microshop_events_dead_lettered",
-            "Events dead-lettered after their last failed try, by type",
-            ["type"],
-            registry=r,
+        self.events_dead_lettered = by_type(
+            "microshop_events_dead_lettered", "Events dead-lettered after their last failed try"
         )
-        self.events_unhandled = Counter(
+        self.events_unhandled = by_type(
             "microshop_events_unhandled",
             "Deliveries of an event type the queue's consumer has no handler for (each is "
-            "dead-lettered at once), by type",
-            ["type"],
-            registry=r,
+            "dead-lettered at once)",
         )
         self._outbox: Backlog | None = None
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -123,15 +123,13 @@ def create_sql_service_app(
     *,
     service: Service,
     settings: DatabaseSettings,
-    migrations_dir: Path,
-    routers: Sequence[APIRouter],
     store: Callable[[SqlRuntime], Any],
     outbox_model: type[OutboxMixin] | None = None,
     subscriptions: Sequence[Subscription[Any]] = (),
 ) -> FastAPI:
-    """The app of a service on its own SQL database: its lifespan opens the runtime (database,
-    migrations, the bus if the registry says it uses one, relay), starts its consumers, and
-    closes everything at shutdown."""
+    """The app of a service on its own SQL database, serving its routes: its lifespan opens the
+    runtime (database, its migrations, the bus if the registry says it uses one, relay), starts
+    its consumers, and closes everything at shutdown."""
     verifier = token_verifier(settings)
     name = service.name
 
@@ -145,7 +143,7 @@ def create_sql_service_app(
         opener = functools.partial(
             SqlRuntime.open,
             settings,
-            migrations_dir,
+            service.migrations,
             outbox_model,
             name,
             uses_bus=service.bus,
@@ -166,6 +164,6 @@ def create_sql_service_app(
         readiness=lambda app: app.state.runtime.readiness(),
     )
     app.state.token_verifier = verifier
-    for router in routers:
+    for router in service.routers():
         app.include_router(router)
     return app

@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from microshop.platform.auth import Principal, TokenIssuer, hash_password
-from microshop.platform.deps import CurrentPrincipal, current_store
+from microshop.platform.deps import CurrentPrincipal, Store
 from microshop.platform.errors import Unauthorized
 from microshop.users.domain import (
     BAD_CREDENTIALS,
@@ -49,9 +49,6 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-Store = Annotated[UserStore, Depends(current_store)]
-
-
 @users_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -59,12 +56,12 @@ Store = Annotated[UserStore, Depends(current_store)]
     summary="Register a user",
     responses={409: {"description": "The email is taken"}},
 )
-def create_user(body: UserCreate, store: Store) -> User:
+def create_user(body: UserCreate, store: Store[UserStore]) -> User:
     return store.add(str(body.email), body.name, hash_password(body.password))
 
 
 @users_router.get("/me", response_model=UserOut, summary="The caller")
-def read_me(principal: CurrentPrincipal, store: Store) -> User:
+def read_me(principal: CurrentPrincipal, store: Store[UserStore]) -> User:
     return store.get(principal.user_id)
 
 
@@ -77,7 +74,7 @@ def read_me(principal: CurrentPrincipal, store: Store) -> User:
 def create_token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    store: Store,
+    store: Store[UserStore],
 ) -> TokenOut:
     user = store.find_by_email(form.username)
     if not credentials_match(user.password_hash if user else None, form.password):

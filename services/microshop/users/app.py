@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 
 from microshop import registry
 from microshop.platform.auth import TokenIssuer
 from microshop.platform.runtime import create_sql_service_app
-from microshop.users.api import auth_router, users_router
 from microshop.users.settings import UsersSettings
 from microshop.users.store import UserStore
-
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def token_issuer(settings: UsersSettings) -> TokenIssuer:
@@ -30,8 +25,6 @@ def create_app(settings: UsersSettings | None = None) -> FastAPI:
     app = create_sql_service_app(
         service=registry.service("users"),
         settings=settings,
-        migrations_dir=MIGRATIONS,
-        routers=[users_router, auth_router],
         store=lambda runtime: UserStore(runtime.sessions),
     )
     app.state.token_issuer = issuer

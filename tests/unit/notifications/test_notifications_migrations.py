@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from microshop.notifications.app import MIGRATIONS
+from microshop import registry
 from microshop.notifications.models import Notification
 from microshop.platform.db import make_engine, make_session_factory, migrate
 
@@ -17,7 +17,7 @@ from microshop.platform.db import make_engine, make_session_factory, migrate
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
-    migrate(engine, MIGRATIONS)
+    migrate(engine, registry.service("notifications").migrations)
     return engine
 
 

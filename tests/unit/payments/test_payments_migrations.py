@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from microshop.payments.app import MIGRATIONS
+from microshop import registry
 from microshop.payments.models import Payment
 from microshop.platform.db import make_engine, make_session_factory, migrate
 
@@ -23,7 +23,7 @@ def payment(payment_id: str, order_id: str = "o-1") -> Payment:
 
 def test_the_database_refuses_a_second_payment_for_one_order(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/payments.db")
-    migrate(engine, MIGRATIONS)
+    migrate(engine, registry.service("payments").migrations)
     sessions = make_session_factory(engine)
     with sessions.begin() as session:
         session.add(payment("p-1"))

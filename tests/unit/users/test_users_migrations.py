@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from microshop import registry
 from microshop.platform.db import make_engine, make_session_factory, migrate
-from microshop.users.app import MIGRATIONS
 from microshop.users.models import User
 
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
-    migrate(engine, MIGRATIONS)
+    migrate(engine, registry.service("users").migrations)
     return engine
 
 

@@ -12,15 +12,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from microshop.events import EXCHANGE
-from microshop.platform.bus.base import (
-    ATTEMPT_HEADER,
-    Bus,
-    Handler,
-    IncomingMessage,
-    OutgoingMessage,
-    RetryPolicy,
-    Unroutable,
-)
+from microshop.platform.bus import base
 from microshop.platform.retry import BUS_RECONNECT, Backoff, Stopped, until_stopped
 
 log = logging.getLogger(__name__)
@@ -30,7 +22,7 @@ PERSISTENT = pika.DeliveryMode.Persistent
 _CONNECTION_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
-def retry_queue_name(queue: str, attempt: int, retry: RetryPolicy) -> str:
+def retry_queue_name(queue: str, attempt: int, retry: base.RetryPolicy) -> str:
     """The delay is part of the name: RabbitMQ refuses to redeclare a queue with another TTL,
     so a changed retry policy gets new queues instead of consumers that cannot reconnect
     (the old queues still dead-letter what they hold back to the main queue)."""
@@ -41,7 +33,7 @@ def dead_letter_queue_name(queue: str) -> str:
     return f"{queue}.dead"
 
 
-class RabbitBus(Bus):
+class RabbitBus(base.Bus):
     """One connection per thread (pika connections are not thread-safe).
 
     Publishing uses a connection owned by the calling thread (the outbox relay's); each
@@ -49,7 +41,9 @@ class RabbitBus(Bus):
     when the broker goes away, and re-declares its topology each time.
     """
 
-    def __init__(self, url: str, retry: RetryPolicy, reconnect: Backoff = BUS_RECONNECT) -> None:
+    def __init__(
+        self, url: str, retry: base.RetryPolicy, reconnect: Backoff = BUS_RECONNECT
+    ) -> None:
         super().__init__(retry)
         self.reconnect = reconnect
         self.parameters = pika.URLParameters(url)
@@ -76,7 +70,7 @@ class RabbitBus(Bus):
                 self._publishers.append(channel)
         return channel
 
-    def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+    def publish(self, messages: Sequence[base.OutgoingMessage]) -> None:
         try:
             channel = self._publish_channel()
             for message in messages:
@@ -93,7 +87,7 @@ class RabbitBus(Bus):
                     mandatory=True,
                 )
         except pika.exceptions.UnroutableError as exc:
-            raise Unroutable(f"no queue is bound for the message yet: {exc}") from exc
+            raise base.Unroutable(f"no queue is bound for the message yet: {exc}") from exc
         except pika.exceptions.AMQPError:
             self._drop_publish_channel()
             raise
@@ -106,7 +100,7 @@ class RabbitBus(Bus):
                 channel.connection.close()
 
     # -- consuming --------------------------------------------------------------------------
-    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
+    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: base.Handler) -> None:
         consumer = _Consumer(self, queue, tuple(routing_keys), handler)
         self._consumers.append(consumer)
         consumer.start()
@@ -116,7 +110,7 @@ class RabbitBus(Bus):
         connection = pika.BlockingConnection(self.parameters)
         connection.close()
 
-    def dead_letters(self, queue: str) -> list[IncomingMessage]:
+    def dead_letters(self, queue: str) -> list[base.IncomingMessage]:
         """Peek at the dead-letter queue without removing anything (requeued on close)."""
         connection = pika.BlockingConnection(self.parameters)
         try:
@@ -146,22 +140,26 @@ class RabbitBus(Bus):
                     channel.connection.close()
 
 
-def _incoming(method: object, properties: pika.BasicProperties, body: bytes) -> IncomingMessage:
+def _incoming(
+    method: object, properties: pika.BasicProperties, body: bytes
+) -> base.IncomingMessage:
     headers = {str(k): str(v) for k, v in (properties.headers or {}).items()}
-    return IncomingMessage(
+    return base.IncomingMessage(
         # A retried message comes back through the default exchange under the queue's name;
         # its original routing key travels in the `type` property.
         routing_key=properties.type or method.routing_key,  # type: ignore[attr-defined]
         body=body,
         message_id=properties.message_id or "",
         headers=headers,
-        attempt=int(headers.get(ATTEMPT_HEADER, "1")),
+        attempt=int(headers.get(base.ATTEMPT_HEADER, "1")),
         redelivered=bool(method.redelivered),  # type: ignore[attr-defined]
     )
 
 
 class _Consumer(threading.Thread):
-    def __init__(self, bus: RabbitBus, queue: str, routing_keys: tuple[str, ...], handler: Handler):
+    def __init__(
+        self, bus: RabbitBus, queue: str, routing_keys: tuple[str, ...], handler: base.Handler
+    ):
         super().__init__(name=f"bus-{queue}", daemon=True)
         self.bus, self.queue, self.routing_keys, self.handler = bus, queue, routing_keys, handler
         self.declared = threading.Event()
@@ -247,7 +245,7 @@ class _Consumer(threading.Thread):
     def _retry_or_dead_letter(
         self,
         channel: BlockingChannel,
-        message: IncomingMessage,
+        message: base.IncomingMessage,
         properties: pika.BasicProperties,
         error: Exception,
     ) -> None:
@@ -272,7 +270,7 @@ class _Consumer(threading.Thread):
                 extra={"queue": self.queue, "message_id": message.message_id, "attempt": attempt},
             )
         headers = dict(properties.headers or {})
-        headers[ATTEMPT_HEADER] = str(attempt)
+        headers[base.ATTEMPT_HEADER] = str(attempt)
         channel.basic_publish(
             "",
             target,
