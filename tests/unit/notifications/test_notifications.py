@@ -113,6 +113,7 @@ def test_a_second_event_about_a_notified_order_is_handled_without_error(
 
 def test_each_processed_event_is_recorded_once(client: TestClient) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    metrics = client.app.state.telemetry.metrics  # type: ignore[attr-defined]
     event = paid("order-1")
 
     publish(client, event, event)
@@ -121,6 +122,14 @@ def test_each_processed_event_is_recorded_once(client: TestClient) -> None:
         with runtime.sessions() as session:
             return list(session.scalars(select(NotificationsInbox.event_id)))
 
+    def handled() -> float:
+        sample = metrics.registry.get_sample_value(
+            "microshop_events_consumed_total", {"type": "payment.succeeded"}
+        )
+        return sample or 0.0
+
+    # Both deliveries handled, the second one too: not only the first one's mark is in.
+    wait_until(lambda: handled() == 2, timeout=5)
     wait_until(lambda: recorded() == [event.event_id], timeout=5)
 
 
