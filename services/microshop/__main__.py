@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from microshop.registry import NAMES, service
+from microshop.registry import GATEWAY, NAMES, service
 
 
 def _serve_one(name: str) -> None:
@@ -19,6 +19,12 @@ def _serve_one(name: str) -> None:
     settings = entry.settings_class()()
     configure_logging(name, settings.log_level, settings.log_format)
     app = entry.create_app(settings)
+    if entry is GATEWAY:
+        from microshop.gateway import serve
+
+        # The gateway has its own HTTP server (gateway/server.py); the others run on uvicorn.
+        serve.run(app)
+        return
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from microshop.gateway.serve import GatewayServer
 from microshop.gateway.settings import upstream_settings
 from microshop.platform.auth import load_or_create_key_pair
 from microshop.registry import BACKENDS, GATEWAY, NAMES, SERVICES, Service
@@ -90,8 +91,12 @@ class StandaloneShop:
     def __init__(self, data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> None:
         self.ports, self.host = ports, host
         apps = build_apps(data_dir, ports, host)
-        self.servers = {
-            name: _Server(
+        # The registry's order: the services start before the gateway in front of them. The
+        # gateway has its own HTTP server; the shop's signals stop it like the others.
+        self.servers: dict[str, _Server | GatewayServer] = {
+            name: GatewayServer(apps[name])
+            if name == GATEWAY.name
+            else _Server(
                 uvicorn.Config(
                     apps[name],
                     host=host,
@@ -101,7 +106,6 @@ class StandaloneShop:
                     access_log=False,
                 )
             )
-            # The registry's order: the services start before the gateway in front of them.
             for name in NAMES
         }
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi import APIRouter
 
 from microshop import registry
-from microshop.gateway.proxy import is_public, service_for
+from microshop.gateway.routes import is_public, service_for
 from microshop.gateway.settings import GatewaySettings
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
 from microshop_operator import constants as c

@@ -1,25 +1,51 @@
-"""The gateway's ASGI app: the /api/v1 proxy, health and readiness, and the public API docs."""
+"""The gateway's app: the /api/v1 forwarder and, for every other path, a FastAPI app (health,
+readiness, the public API docs) that owns the forwarder's upstream pools in its lifespan."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from microshop.gateway.forwarder import Forwarder
 from microshop.gateway.openapi import install_public_openapi
-from microshop.gateway.proxy import ApiDispatch, ApiProxy, Upstreams, proxy_route
+from microshop.gateway.routes import RouteTable
 from microshop.gateway.settings import GatewaySettings
+from microshop.gateway.tokens import VerifiedTokens
+from microshop.gateway.upstream import PoolSettings, UpstreamError, Upstreams
 from microshop.platform.auth import TokenVerifier
 from microshop.platform.runtime import token_verifier
-from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
-from microshop.platform.web import ReadinessCheck, RequestIdMiddleware
+from microshop.platform.telemetry import ServiceTelemetry
+from microshop.platform.web import ReadinessCheck
 from microshop.platform.web import create_app as create_service_app
 
+log = logging.getLogger(__name__)
 
-def _upstream_readiness(upstreams: Upstreams) -> Callable[[FastAPI], Mapping[str, ReadinessCheck]]:
+
+class NotReady(Exception):
+    """A service behind the gateway is not ready; the text is what a caller may see."""
+
+
+async def _probe(upstreams: Upstreams, name: str, timeout: float) -> None:
+    pool = upstreams.pools[name]
+    try:
+        status = await upstreams.probe(name, b"/healthz", timeout)
+    except UpstreamError as exc:
+        # Addresses and reasons go to the log; the public /readyz names the service only.
+        log.warning("readiness: %s at %s does not answer (%s)", name, pool.netloc.decode(), exc)
+        raise NotReady("does not answer") from None
+    if status != 200:
+        log.warning("readiness: %s at %s answered %d", name, pool.netloc.decode(), status)
+        raise NotReady(f"answered {status}")
+
+
+def _upstream_readiness(
+    upstreams: Upstreams, timeout: float
+) -> Callable[[FastAPI], Mapping[str, ReadinessCheck]]:
     """Readiness checks that probe every upstream's /healthz at the same time.
 
     The platform runs checks one after another in worker threads. Scheduling all probes on the
@@ -29,12 +55,13 @@ def _upstream_readiness(upstreams: Upstreams) -> Callable[[FastAPI], Mapping[str
 
     def checks(app: FastAPI) -> Mapping[str, ReadinessCheck]:
         loop = asyncio.get_running_loop()
-        wait = upstreams.settings.readiness_timeout_seconds + 1.0
         probes = {
-            name: asyncio.run_coroutine_threadsafe(upstreams.healthy(name), loop)
-            for name in upstreams.base_urls
+            name: asyncio.run_coroutine_threadsafe(_probe(upstreams, name, timeout), loop)
+            for name in upstreams.pools
         }
-        return {name: functools.partial(probe.result, wait) for name, probe in probes.items()}
+        return {
+            name: functools.partial(probe.result, timeout + 1.0) for name, probe in probes.items()
+        }
 
     return checks
 
@@ -42,10 +69,19 @@ def _upstream_readiness(upstreams: Upstreams) -> Callable[[FastAPI], Mapping[str
 def create_app(settings: GatewaySettings, verifier: TokenVerifier | None = None) -> FastAPI:
     """A gateway app; everything it holds is created here or in its lifespan (no module state).
 
-    Tokens are checked with `settings.jwt_public_key` unless a verifier is given.
+    `app.state.forwarder` answers /api/v1 (the gateway's server calls it without an ASGI cycle);
+    the app itself answers everything else. Tokens are checked with `settings.jwt_public_key`
+    unless a verifier is given.
     """
     verifier = verifier or token_verifier(settings)
-    upstreams = Upstreams(settings)
+    upstreams = Upstreams(
+        settings.upstreams(),
+        PoolSettings(
+            connect_timeout_seconds=settings.connect_timeout_seconds,
+            keepalive_seconds=settings.keepalive_seconds,
+            max_connections=settings.max_connections,
+        ),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,16 +97,18 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier | None = None)
         settings=settings,
         version="1.0.0",
         lifespan=lifespan,
-        readiness=_upstream_readiness(upstreams),
+        readiness=_upstream_readiness(upstreams, settings.readiness_timeout_seconds),
     )
+    telemetry: ServiceTelemetry = app.state.telemetry
+    app.state.settings = settings
     app.state.token_verifier = verifier
     app.state.upstreams = upstreams
-    # Outermost user middleware: /api/v1 skips FastAPI's routing; the proxy gets the platform's
-    # request-id handling and unexpected errors still reach the platform's 500 handler.
-    # The proxy records its own requests (per route prefix) into the app's telemetry.
-    telemetry: ServiceTelemetry = app.state.telemetry
-    proxy = ApiProxy(upstreams, verifier, telemetry.tracer)
-    api = RequestIdMiddleware(HttpTelemetry(proxy, telemetry, route_of=proxy_route))
-    app.add_middleware(ApiDispatch, api=api)
+    app.state.forwarder = Forwarder(
+        RouteTable(),
+        upstreams,
+        VerifiedTokens(verifier),
+        telemetry,
+        settings.upstream_timeout_seconds,
+    )
     install_public_openapi(app)
     return app

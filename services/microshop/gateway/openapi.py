@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from microshop.gateway.proxy import is_public
+from microshop.gateway.routes import is_public
 from microshop.registry import BACKENDS
 
 log = logging.getLogger(__name__)

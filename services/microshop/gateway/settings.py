@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, create_model
+from pydantic import AliasChoices, Field, create_model
 
 from microshop.platform.settings import ServiceSettings
 from microshop.registry import BACKENDS
@@ -46,6 +46,12 @@ class GatewaySettings(_UpstreamSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=0)
     # Per-upstream budget of GET /readyz; the checks run concurrently.
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Proxies whose X-Forwarded-For/-Proto name the caller (uvicorn's variable, and meaning:
+    # addresses, networks, "*"); empty trusts none, for a gateway exposed directly.
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        validation_alias=AliasChoices("MICROSHOP_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"),
+    )
 
     def upstreams(self) -> dict[str, str]:
         """Service name -> base URL, in the order the routes are documented."""

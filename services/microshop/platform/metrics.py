@@ -3,12 +3,17 @@ standalone mode, and each must serve only its own /metrics)."""
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -23,24 +28,8 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "microshop_http_requests",
-            "HTTP requests answered, by route template, method and status",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.request_errors = Counter(
-            "microshop_http_request_errors",
-            "HTTP requests answered with a 5xx status, by route template, method and status",
-            ["method", "route", "status"],
-            registry=r,
-        )
-        self.request_seconds = Histogram(
-            "microshop_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template and method",
-            ["method", "route"],
-            registry=r,
-        )
+        self._requests = _RequestCollector()
+        r.register(self._requests)
 
         def by_type(name: str, documentation: str) -> Counter:
             return Counter(name, f"{documentation}, by type", ["type"], registry=r)
@@ -65,26 +54,19 @@ class ServiceMetrics:
             "dead-lettered at once)",
         )
         self._outbox: Backlog | None = None
-        self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         r.register(_OutboxCollector(self))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        # The labelled children are looked up once per (method, route, status): `labels()`
-        # takes a lock and builds a key, which is measurable on the gateway's hot path.
+        """Count one answered request; called from the event loop's thread only."""
+        counts = self._requests.counts
         key = (method, route, status)
-        children = self._request_children.get(key)
-        if children is None:
-            code = str(status)
-            children = self._request_children[key] = (
-                self.requests.labels(method, route, code),
-                self.request_errors.labels(method, route, code) if status >= 500 else None,
-                self.request_seconds.labels(method, route),
-            )
-        requests, errors, duration = children
-        requests.inc()
-        if errors is not None:
-            errors.inc()
-        duration.observe(seconds)
+        counts[key] = counts.get(key, 0) + 1
+        durations = self._requests.durations.get((method, route))
+        if durations is None:
+            durations = self._requests.durations[(method, route)] = _Durations()
+        durations.count += 1
+        durations.sum += seconds
+        durations.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
 
     def watch_outbox(self, backlog: Backlog) -> None:
         """Report this outbox's backlog on every scrape (the store is only read then)."""
@@ -92,6 +74,64 @@ class ServiceMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# prometheus-client's default histogram buckets (seconds); the last one is +Inf.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+class _Durations:
+    __slots__ = ("buckets", "count", "sum")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = 0.0
+        self.buckets = [0] * (len(_BUCKETS) + 1)
+
+
+class _RequestCollector(Collector):
+    """Request counts and latencies as plain numbers, turned into metric families on scrape.
+
+    A prometheus-client Counter and Histogram cost ~5 us a request (a lock per increment and
+    per bucket), measured on the gateway's hot path; counting in dicts costs ~1 us. The series
+    and their names are those the Counter and Histogram had (without `_created`).
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, int], int] = {}
+        self.durations: dict[tuple[str, str], _Durations] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["method", "route", "status"]
+        requests = CounterMetricFamily(
+            "microshop_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            labels=labels,
+        )
+        errors = CounterMetricFamily(
+            "microshop_http_request_errors",
+            "HTTP requests answered with a 5xx status, by route template, method and status",
+            labels=labels,
+        )
+        for (method, route, status), count in list(self.counts.items()):
+            requests.add_metric([method, route, str(status)], count)
+            if status >= 500:
+                errors.add_metric([method, route, str(status)], count)
+        seconds = HistogramMetricFamily(
+            "microshop_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method",
+            labels=["method", "route"],
+        )
+        for (method, route), durations in list(self.durations.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, _BUCKETS), "+Inf"), durations.buckets, strict=True):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            seconds.add_metric([method, route], buckets, durations.sum)
+        yield from (requests, errors, seconds)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class _OutboxCollector(Collector):

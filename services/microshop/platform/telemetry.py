@@ -6,7 +6,7 @@ Tracing is off unless an OTLP endpoint is configured (`OTEL_EXPORTER_OTLP_ENDPOI
 services of standalone mode report their own `service.name` from one process) sharing one
 span processor. The spans are made here, at the edges we own (ASGI, the SQLAlchemy engine, the
 document store's collections; the bus in `bus/instrumented.py`, the gateway's upstream call in
-`gateway/proxy.py`): the contrib instrumentation packages pin the SDK to their own beta release
+`gateway/forwarder.py`): the contrib instrumentation packages pin the SDK to their own beta release
 line (adding opentelemetry-instrumentation-sqlalchemy moved the SDK back a release and brought
 wrapt), and montydb and mongomock send no pymongo command events for theirs to see.
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from sqlalchemy import Engine, event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -121,6 +122,23 @@ def fastapi_route(scope: Scope) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
+@contextmanager
+def server_span(
+    tracer: Tracer, method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> Iterator[Span]:
+    """A server span for one request, continuing the caller's trace from its headers."""
+    parent = propagate.extract(headers, getter=_SCOPE_HEADERS)
+    with tracer.start_as_current_span(
+        method,
+        context=parent,
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "url.path": path},
+        record_exception=True,
+        set_status_on_exception=True,
+    ) as span:
+        yield span
+
+
 class HttpTelemetry:
     """ASGI middleware: request metrics per route template and, when tracing, a server span."""
 
@@ -152,15 +170,7 @@ class HttpTelemetry:
             if tracer is None:
                 await self.app(scope, receive, send_recording_status)
                 return
-            parent = propagate.extract(scope["headers"], getter=_SCOPE_HEADERS)
-            with tracer.start_as_current_span(
-                method,
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": scope["path"]},
-                record_exception=True,
-                set_status_on_exception=True,
-            ) as span:
+            with server_span(tracer, method, scope["path"], scope["headers"]) as span:
                 try:
                     await self.app(scope, receive, send_recording_status)
                 finally:

@@ -19,7 +19,7 @@ from microshop.platform.auth import (
     generate_key_pair,
 )
 
-from .support import SERVICES, ServerThread, Upstream
+from .support import SERVICES, GatewayThread, ServerThread, Upstream
 
 
 @dataclass
@@ -73,15 +73,17 @@ GatewayFactory = Callable[..., httpx.Client]
 @pytest.fixture(scope="session")
 def start_gateway(upstreams: Upstreams, verifier: TokenVerifier) -> Iterator[GatewayFactory]:
     """Start a gateway with the given settings overrides; returns an HTTP client for it."""
-    running: list[tuple[ServerThread, httpx.Client]] = []
+    running: list[tuple[GatewayThread, httpx.Client]] = []
 
-    def start(**overrides: Any) -> httpx.Client:
+    def start(server: dict[str, Any] | None = None, **overrides: Any) -> httpx.Client:
+        """`overrides` are GatewaySettings fields; `server` GatewayServer options (limits)."""
         app = create_app(gateway_settings(upstreams, **overrides), verifier)
         # Trust no proxy in front, as for a gateway exposed directly: the peer is the caller.
-        server = ServerThread(app, proxy_headers=False)
-        server.__enter__()
-        client = httpx.Client(base_url=server.url, timeout=10)
-        running.append((server, client))
+        options: dict[str, Any] = {"forwarded_allow_ips": None} | (server or {})
+        thread = GatewayThread(app, **options)
+        thread.__enter__()
+        client = httpx.Client(base_url=thread.url, timeout=10)
+        running.append((thread, client))
         return client
 
     yield start

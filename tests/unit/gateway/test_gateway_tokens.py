@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from microshop.gateway.proxy import VerifiedTokens
+from microshop.gateway.tokens import VerifiedTokens
 from microshop.platform.auth import InvalidToken, KeyPair, Principal, TokenIssuer, TokenVerifier
 
 

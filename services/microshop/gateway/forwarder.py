@@ -1,0 +1,362 @@
+"""The /api/v1 forwarder: route, check the token at the edge, rewrite headers, relay the answer."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from http import HTTPStatus
+
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from microshop.gateway.routes import Route, RouteTable, has_dot_segment
+from microshop.gateway.server import Header, Request, Responder, json_error
+from microshop.gateway.tokens import VerifiedTokens
+from microshop.gateway.upstream import (
+    CannotConnect,
+    UpstreamError,
+    UpstreamResponse,
+    Upstreams,
+    UpstreamTimeout,
+    exchange,
+)
+from microshop.platform.auth import InvalidToken
+from microshop.platform.context import accept_or_make_request_id, request_id_var, service_var
+from microshop.platform.telemetry import ServiceTelemetry, server_span
+
+log = logging.getLogger(__name__)
+
+# RFC 9110 §7.6.1 connection-specific fields.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Set by the gateway itself (the caller's own X-Forwarded-* chain is not passed on: the gateway
+# is the edge), or answered by it (Expect: 100-continue).
+_REQUEST_DROP = _HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"expect",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+    b"forwarded",
+}
+# Identity must come from the verified token alone; anything that looks like an identity header
+# is dropped at the edge even though the services trust none of them.
+_IDENTITY_PREFIXES = (b"x-user", b"x-auth", b"x-forwarded-user", b"x-remote-user", b"remote-user")
+# The server sets Date, Server and the framing; the request id is the gateway's.
+_RESPONSE_DROP = _HOP_BY_HOP | {b"date", b"server", b"content-length", b"x-request-id"}
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
+# Upstream fields kept when a non-JSON error body is replaced by the gateway's JSON.
+_KEPT_ON_ERROR = frozenset({b"retry-after", b"www-authenticate", b"allow", b"location"})
+# Responses up to this size with a known length go back in one write; larger ones stream.
+_BUFFER_LIMIT = 256 * 1024
+_METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+# Sent again once if a pooled connection turns out closed (RFC 9110 §9.2.2), as is any request
+# carrying an Idempotency-Key, whose service answers a repeat with the first result.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+def _is_json(headers: list[Header]) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            media = value.partition(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+class _Outgoing:
+    """The caller's header fields as they go upstream, sorted out in one pass.
+
+    Dropped: hop-by-hop fields (and those the Connection field names), fields the gateway sets
+    itself, identity-looking fields. Noted on the way: what the gateway itself acts on.
+    """
+
+    __slots__ = ("authorization", "fields", "host", "idempotency_key", "request_id")
+
+    def __init__(self, headers: list[Header]) -> None:
+        self.authorization: str | None = None
+        self.request_id: str | None = None
+        self.host: bytes | None = None
+        self.idempotency_key = False
+        connection: bytes | None = None
+        fields: list[bytes] = []
+        for name, value in headers:
+            if name in _REQUEST_DROP:
+                if name == b"host":
+                    self.host = value
+                elif name == b"x-request-id":
+                    self.request_id = value.decode("latin-1")
+                elif name == b"connection":
+                    connection = value if connection is None else connection + b"," + value
+                continue
+            if name.startswith(_IDENTITY_PREFIXES):
+                continue
+            if name == b"authorization":
+                self.authorization = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                self.idempotency_key = True
+            fields.append(b"\r\n" + name + b": " + value)
+        if connection is not None:
+            named = {token.strip().lower() for token in connection.split(b",")}
+            fields = [f for f in fields if f[2:].partition(b":")[0] not in named]
+        self.fields = fields
+
+    def replace_trace_context(self, carrier: dict[str, str]) -> None:
+        """Tracing on: the gateway's span context replaces the caller's."""
+        self.fields = [f for f in self.fields if f[2:].partition(b":")[0] not in _TRACE_HEADERS]
+        for key, value in carrier.items():
+            self.fields.append(b"\r\n" + key.encode("latin-1") + b": " + value.encode("latin-1"))
+
+    def head(self, request: Request, netloc: bytes, base_path: bytes, request_id: str) -> bytes:
+        target = base_path + request.raw_path
+        if request.query:
+            target += b"?" + request.query
+        parts = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", netloc]
+        parts += self.fields
+        # The client address and scheme are what the server resolved, honouring only its
+        # trusted proxies.
+        if request.client:
+            parts += (b"\r\nx-forwarded-for: ", request.client[0].encode("latin-1"))
+        parts += (b"\r\nx-forwarded-proto: ", request.scheme.encode("latin-1"))
+        if self.host:
+            parts += (b"\r\nx-forwarded-host: ", self.host)
+        parts += (b"\r\nx-request-id: ", request_id.encode("latin-1"))
+        if request.body or request.method in _METHODS_WITH_BODY:
+            parts.append(b"\r\ncontent-length: %d" % len(request.body))
+        parts.append(b"\r\n\r\n")
+        return b"".join(parts)
+
+
+class Forwarder:
+    """Forwards each /api/v1 request to the service owning its prefix.
+
+    Everything the platform's ASGI middleware did for the old proxy happens here in line: the
+    request id (accepted or made, forwarded, echoed), request metrics by route prefix, and,
+    when tracing is on, a server span and a client span whose context goes upstream.
+    """
+
+    def __init__(
+        self,
+        routes: RouteTable,
+        upstreams: Upstreams,
+        tokens: VerifiedTokens,
+        telemetry: ServiceTelemetry,
+        upstream_timeout_seconds: float,
+    ) -> None:
+        self.routes = routes
+        self.upstreams = upstreams
+        self.tokens = tokens
+        self.telemetry = telemetry
+        self.timeout = upstream_timeout_seconds
+
+    async def __call__(self, request: Request, responder: Responder) -> None:
+        started = time.perf_counter()
+        outgoing = _Outgoing(request.headers)
+        request_id = accept_or_make_request_id(outgoing.request_id)
+        id_token = request_id_var.set(request_id)
+        service_token = service_var.set(self.telemetry.service)
+        route = self.routes.match(request.path)
+        label = route.prefix if route is not None else "unmatched"
+        status = 500
+        try:
+            tracer = self.telemetry.tracer
+            if tracer is not None:
+                status = await self._traced(tracer, request, responder, route, outgoing, request_id)
+            else:
+                status = self._refused(request, responder, route, outgoing, request_id)
+                if not status:
+                    assert route is not None
+                    status = await self._forward(request, responder, route, outgoing, request_id)
+        finally:
+            service_var.reset(service_token)
+            request_id_var.reset(id_token)
+            self.telemetry.metrics.observe_request(
+                request.method, label, status, time.perf_counter() - started
+            )
+
+    def _refused(
+        self,
+        request: Request,
+        responder: Responder,
+        route: Route | None,
+        outgoing: _Outgoing,
+        request_id: str,
+    ) -> int:
+        """Answer 404 or 401 at the edge; 0 when the request goes on to its service."""
+        if route is None or has_dot_segment(request.path):
+            responder.send_json(404, "Not Found", request_id)
+            return 404
+        if not self.routes.is_public(request.method, request.path):
+            try:
+                self.tokens.check(outgoing.authorization)
+            except InvalidToken as exc:
+                headers, body = json_error(
+                    401, f"invalid or missing access token: {exc}", request_id
+                )
+                headers.append((b"www-authenticate", b"Bearer"))
+                responder.send(401, headers, body)
+                return 401
+        return 0
+
+    async def _traced(
+        self,
+        tracer: Tracer,
+        request: Request,
+        responder: Responder,
+        route: Route | None,
+        outgoing: _Outgoing,
+        request_id: str,
+    ) -> int:
+        """The same, inside a server span and, upstream, a client span whose context is sent."""
+        label = route.prefix if route is not None else "unmatched"
+        with server_span(tracer, request.method, request.path, request.headers) as span:
+            status = self._refused(request, responder, route, outgoing, request_id)
+            if not status:
+                assert route is not None
+                with tracer.start_as_current_span(
+                    f"{request.method} {route.service}",
+                    kind=SpanKind.CLIENT,
+                    attributes={
+                        "http.request.method": request.method,
+                        "server.address": route.service,
+                    },
+                ) as client:
+                    carrier: dict[str, str] = {}
+                    propagate.inject(carrier)
+                    outgoing.replace_trace_context(carrier)
+                    status = await self._forward(request, responder, route, outgoing, request_id)
+                    client.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        client.set_status(Status(StatusCode.ERROR))
+            span.update_name(f"{request.method} {label}")
+            span.set_attribute("http.route", label)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+        return status
+
+    async def _forward(
+        self,
+        request: Request,
+        responder: Responder,
+        route: Route,
+        outgoing: _Outgoing,
+        request_id: str,
+    ) -> int:
+        pool = self.upstreams.pools[route.service]
+        head = outgoing.head(request, pool.netloc, pool.base_path, request_id)
+        try:
+            response = await exchange(
+                pool,
+                head,
+                request.body,
+                timeout=self.timeout,
+                head_only=request.method == "HEAD",
+                retry=outgoing.idempotency_key or request.method in IDEMPOTENT_METHODS,
+            )
+        except UpstreamError as exc:
+            return self._failed(responder, route.service, request_id, exc)
+        try:
+            if response.complete and (response.status < 400 or _is_json(response.headers)):
+                return self._reply(response, responder, request_id, response.take_body())
+            return await self._relay(response, responder, route.service, request_id)
+        finally:
+            response.discard()  # a no-op once the body was read to its end
+
+    def _response_headers(self, response: UpstreamResponse, request_id: str) -> list[Header]:
+        named = response.connection_named
+        headers = [
+            (name, value)
+            for name, value in response.headers
+            if name not in _RESPONSE_DROP and (not named or name not in named)
+        ]
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
+        return headers
+
+    def _reply(
+        self, response: UpstreamResponse, responder: Responder, request_id: str, body: bytes
+    ) -> int:
+        """Send a response whose body is all here, in one write."""
+        status = response.status
+        headers = self._response_headers(response, request_id)
+        if responder.request.method == "HEAD":
+            # The upstream's length (or none) is the GET's, not this empty body's.
+            responder.start(status, headers, response.content_length)
+            responder.end()
+        else:
+            responder.send(status, headers, body)
+        return status
+
+    async def _relay(
+        self, response: UpstreamResponse, responder: Responder, service: str, request_id: str
+    ) -> int:
+        """The responses not complete on arrival: read to the end when small, else streamed."""
+        if response.status >= 400 and not _is_json(response.headers):
+            return await self._wrap_error(response, responder, service, request_id)
+        length = response.content_length
+        if length is not None and length <= _BUFFER_LIMIT:
+            try:
+                body = await response.read()
+            except UpstreamError as exc:
+                return self._failed(responder, service, request_id, exc)
+            return self._reply(response, responder, request_id, body)
+        responder.start(response.status, self._response_headers(response, request_id), length)
+        try:
+            async for chunk in response.stream():
+                await responder.write(chunk)
+        except UpstreamError as exc:
+            # Too late for an error status: the caller sees the connection cut.
+            log.warning("upstream %s failed mid-response (%s)", service, exc.reason)
+            responder.abort()
+            return 502
+        responder.end()
+        return response.status
+
+    async def _wrap_error(
+        self, response: UpstreamResponse, responder: Responder, service: str, request_id: str
+    ) -> int:
+        """An error whose body is not JSON (a server's plain text, a proxy's HTML page) is
+        replaced by the gateway's JSON, keeping the status and what a client acts on."""
+        status = response.status
+        length = response.content_length
+        if response.complete or (length is not None and length <= _BUFFER_LIMIT):
+            with contextlib.suppress(UpstreamError):
+                await response.read()  # and the connection is reused
+        phrase = _PHRASES.get(status, "")
+        detail = f"{service} answered {status} {phrase}".rstrip()
+        body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+        kept = [(name, value) for name, value in response.headers if name in _KEPT_ON_ERROR]
+        kept += [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
+        responder.send(status, kept, body)
+        return status
+
+    def _failed(
+        self, responder: Responder, service: str, request_id: str, exc: UpstreamError
+    ) -> int:
+        status, detail = self._classify(service, exc)
+        log.warning("upstream %s: %s (%s)", service, detail, exc.reason)
+        responder.send_json(status, detail, request_id)
+        return status
+
+    def _classify(self, service: str, exc: UpstreamError) -> tuple[int, str]:
+        """Map an upstream failure to the status the caller sees."""
+        if isinstance(exc, CannotConnect):
+            return 503, f"service unavailable: {service} (cannot connect)"
+        if isinstance(exc, UpstreamTimeout):
+            return 504, f"upstream timeout: {service} did not answer within {self.timeout:g}s"
+        return 502, f"bad gateway: {service} sent an invalid or incomplete response"

@@ -1,0 +1,102 @@
+"""Which service owns each /api/v1 path, and which routes a caller may use without a token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from microshop.registry import API_PREFIX, BACKENDS
+
+# Path prefix -> the service that owns it, and the routes open without a token: the registry's.
+ROUTES: tuple[tuple[str, str], ...] = tuple(
+    (prefix, service.name) for service in BACKENDS for prefix in service.routes
+)
+_PUBLIC_EXACT = frozenset(
+    (method, route.path)
+    for service in BACKENDS
+    for route in service.public
+    if not route.subtree
+    for method in route.methods
+)
+_PUBLIC_PREFIX: tuple[tuple[frozenset[str], str], ...] = tuple(
+    (route.methods, route.path) for service in BACKENDS for route in service.public if route.subtree
+)
+
+
+def under(path: str, prefix: str) -> bool:
+    """True when `path` is `prefix` or below it (at a "/"), never a longer sibling name."""
+    return path == prefix or (path.startswith(prefix) and path[len(prefix)] == "/")
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    service: str
+
+
+class RouteTable:
+    """The routes and the public-route policy, checked on every request (so kept small)."""
+
+    def __init__(
+        self,
+        routes: Iterable[tuple[str, str]] = ROUTES,
+        public_exact: Iterable[tuple[str, str]] = _PUBLIC_EXACT,
+        public_prefix: Iterable[tuple[Iterable[str], str]] = _PUBLIC_PREFIX,
+    ) -> None:
+        self.routes = tuple(Route(prefix, service) for prefix, service in routes)
+        self.services = tuple(dict.fromkeys(route.service for route in self.routes))
+        self._public_exact = frozenset(public_exact)
+        self._public_prefix = tuple((frozenset(m), prefix) for m, prefix in public_prefix)
+        # Every prefix is /api/v1/<name>: one dict lookup on <name> finds the only candidate.
+        self._by_name = {route.prefix.rsplit("/", 1)[1]: route for route in self.routes}
+        self._base = {route.prefix.rsplit("/", 1)[0] + "/" for route in self.routes}
+        if len(self._base) != 1:
+            raise ValueError("every route prefix must sit directly under one base path")
+        self._base_length = len(next(iter(self._base)))
+
+    def match(self, path: str) -> Route | None:
+        """The route owning `path`, or None (a 404)."""
+        name = path[self._base_length :].partition("/")[0]
+        route = self._by_name.get(name)
+        if route is not None and under(path, route.prefix):
+            return route
+        return None
+
+    def is_public(self, method: str, path: str) -> bool:
+        """True for the routes a caller may use without a bearer token."""
+        path = path.rstrip("/") or "/"
+        if (method, path) in self._public_exact:
+            return True
+        for methods, prefix in self._public_prefix:
+            if method in methods and under(path, prefix):
+                return True
+        return False
+
+
+def service_for(path: str) -> str | None:
+    """The service owning `path` in the registry's routes, or None."""
+    route = _DEFAULT.match(path)
+    return route.service if route is not None else None
+
+
+def is_public(method: str, path: str) -> bool:
+    """The registry's public-route policy (what the gateway enforces and the OpenAPI shows)."""
+    return _DEFAULT.is_public(method, path)
+
+
+def has_dot_segment(path: str) -> bool:
+    """Routing and the public-route check must see the path the upstream will route on."""
+    return "/." in path and any(segment in (".", "..") for segment in path.split("/"))
+
+
+_DEFAULT = RouteTable()
+__all__ = [
+    "API_PREFIX",
+    "ROUTES",
+    "Route",
+    "RouteTable",
+    "has_dot_segment",
+    "is_public",
+    "service_for",
+    "under",
+]

@@ -1,0 +1,91 @@
+"""The gateway on its port: one HTTP server, /api/v1 to the forwarder, the rest to the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+import uvloop
+from fastapi import FastAPI
+
+from microshop.gateway.asgi import AsgiBridge
+from microshop.gateway.forwarder import Forwarder
+from microshop.gateway.routes import API_PREFIX, under
+from microshop.gateway.server import HttpServer, Request, Responder, ServerLimits
+from microshop.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class GatewayServer:
+    """Serves a gateway app (`gateway.app.create_app`) on `settings.host`:`settings.port`.
+
+    Offers what standalone mode drives uvicorn's servers with: `serve()`, `started` and
+    `should_exit`; `start()` and `stop()` for tests that run it on their own loop.
+    """
+
+    def __init__(
+        self,
+        app: FastAPI,
+        *,
+        limits: ServerLimits | None = None,
+        grace_seconds: float = 10.0,
+    ) -> None:
+        self.app = app
+        self.settings = settings = app.state.settings
+        self.forwarder: Forwarder = app.state.forwarder
+        assert isinstance(settings, GatewaySettings)
+        self.bridge = AsgiBridge(app, (settings.host, settings.port))
+        limits = limits or ServerLimits(max_body_bytes=settings.max_body_bytes)
+        # An empty FORWARDED_ALLOW_IPS trusts no proxy: the peer is the caller.
+        self.http = HttpServer(self.dispatch, limits, settings.forwarded_allow_ips or None)
+        self.grace_seconds = grace_seconds
+        self.started = False
+        self.should_exit = False
+
+    async def dispatch(self, request: Request, responder: Responder) -> None:
+        if under(request.path, API_PREFIX):
+            await self.forwarder(request, responder)
+        else:
+            await self.bridge(request, responder)
+
+    @property
+    def port(self) -> int:
+        return self.http.port
+
+    async def start(self, sock: socket.socket | None = None) -> None:
+        await self.bridge.startup()
+        try:
+            await self.http.start(self.settings.host, self.settings.port, sock)
+        except BaseException:
+            await self.bridge.shutdown()
+            raise
+        self.started = True
+
+    async def stop(self) -> None:
+        await self.http.stop(self.grace_seconds)
+        await self.bridge.shutdown()
+
+    async def serve(self, sock: socket.socket | None = None) -> None:
+        """Run until `should_exit` is set, then stop gracefully."""
+        await self.start(sock)
+        try:
+            while not self.should_exit:
+                await asyncio.sleep(0.1)
+        finally:
+            await self.stop()
+
+
+def run(app: FastAPI) -> None:
+    """The gateway process: serve until SIGTERM or SIGINT, on uvloop."""
+    server = GatewayServer(app)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        await server.serve()
+
+    uvloop.run(main())
