@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo run test test-unit test-integration test-operator chaos lint format lock images e2e manifests chart-crd scan scan-env clean
+.PHONY: help demo run test test-unit test-integration test-operator chaos lint format lock images e2e manifests chart-crd scan scan-env bench clean
 
 help:
 	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
@@ -21,6 +21,7 @@ help:
 	@echo "make e2e    - end-to-end on a kind cluster (needs Docker and kind)"
 	@echo "make manifests - regenerate manifests/install.yaml and argocd-cm.yaml from the chart"
 	@echo "make scan   - checkov on the rendered chart and example Shops (suppressions: tools/checkov)"
+	@echo "make bench  - every benchmark: tables, JSON and plots in bench/results (needs wrk; nginx optional)"
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -44,6 +45,10 @@ scan-env: $(SCAN_VENV)/.synced
 
 scan: $(VENV)/.synced $(SCAN_VENV)/.synced
 	$(BIN)/python -m tools.security_scan
+
+# Installs nothing: wrk must be there (apt-get install wrk); without nginx its row is skipped.
+bench: $(VENV)/.synced
+	$(BIN)/python -m bench.run
 
 demo: $(VENV)/.synced
 	$(BIN)/python -m microshop demo

@@ -1,0 +1,77 @@
+"""`make bench`: every benchmark end to end, each table printed, JSON and a plot in bench/results.
+
+A benchmark is a module with `run(quick: bool) -> Report` (bench/report.py), listed once in
+BENCHMARKS below; the runner imports it, times it and saves what it reports.
+
+    .venv/bin/python -m bench.run                 # all of them (make bench)
+    .venv/bin/python -m bench.run gateway --quick # one, shorter
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    module: str
+    what: str
+
+
+# One entry per benchmark; the module's `run(quick)` returns a Report.
+BENCHMARKS = (
+    Benchmark("gateway", "bench.gateway_bench", "gateway req/s and p99 vs direct and nginx"),
+)
+
+
+def machine() -> str:
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (
+        f"{platform.node()}: {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; load average at start {load}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, for a smoke check")
+    args = parser.parse_args(argv)
+    chosen = [b for b in BENCHMARKS if not args.names or b.name in args.names]
+    unknown = set(args.names) - {b.name for b in BENCHMARKS}
+    if unknown:
+        parser.error(f"no such benchmark: {', '.join(sorted(unknown))}")
+    print(f"# make bench\n\n{machine()}\n", flush=True)
+    started = time.monotonic()
+    failed = []
+    for benchmark in chosen:
+        began = time.monotonic()
+        print(f"running {benchmark.name}: {benchmark.what} ...", flush=True)
+        try:
+            report = importlib.import_module(benchmark.module).run(quick=args.quick)
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            print(f"{benchmark.name} failed: {type(exc).__name__}: {exc}", flush=True)
+            failed.append(benchmark.name)
+            continue
+        report.data.setdefault("machine", machine())
+        report.data["seconds"] = round(time.monotonic() - began, 1)
+        print("\n" + report.render() + "\n", flush=True)
+        for path in report.save(RESULTS):
+            print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
+    elapsed = time.monotonic() - started
+    print(f"\n{len(chosen) - len(failed)} of {len(chosen)} benchmarks in {elapsed:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
