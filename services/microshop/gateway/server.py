@@ -120,6 +120,8 @@ class _Refusal(Exception):
         self.detail = detail
 
 
+# How long a connection closed after a refusal keeps reading (and dropping) what still arrives.
+LINGER_SECONDS = 2.0
 _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
 _PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
 _NO_BODY = frozenset({204, 304})
@@ -477,7 +479,7 @@ class HttpConnection(asyncio.Protocol):
                 head += [name + b": " + value + b"\r\n" for name, value in headers]
                 head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
                 self.write(b"".join(head) + body)
-                self.close()
+                self._linger()
                 return False
             responder = Responder(self, item)
             try:
@@ -502,6 +504,25 @@ class HttpConnection(asyncio.Protocol):
             if self._reading_paused and len(self._queue) < self.limits.max_pipelined:
                 self._resume_reading()
         return not self.lost
+
+    def _linger(self) -> None:
+        """Close after a refusal so that the caller can read it: a close with unread bytes in
+        the buffer makes the kernel send RST, which destroys the answer in flight. So the write
+        side is shut (FIN) and what the caller still sends is read and dropped until it closes
+        too, or for LINGER_SECONDS."""
+        transport = self.transport
+        if transport is None or self.lost:
+            return
+        if not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self._resume_reading()
+        self.deadline = self.loop.time() + LINGER_SECONDS
+        self.deadline_status = None
+
+    def eof_received(self) -> bool:
+        return False  # the caller is done sending: close
 
     def _idle(self) -> None:
         self.deadline = self.loop.time() + self.limits.keepalive_timeout_seconds
