@@ -187,7 +187,7 @@ def run(quick: bool = False) -> Report:
     from microshop.platform.auth import Principal, TokenIssuer, generate_key_pair
 
     seconds = 2 if quick else 3
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 3
     concurrencies = [TARGET_CONNECTIONS] if quick else [16, TARGET_CONNECTIONS, 128]
     keys = generate_key_pair()
     token = TokenIssuer(keys.private_pem, ttl_seconds=3600).issue(Principal("bench", "b@x.io"))
