@@ -63,6 +63,8 @@ def gateway_settings(upstreams: Upstreams, **overrides: Any) -> GatewaySettings:
         "connect_timeout_seconds": 0.5,
         "readiness_timeout_seconds": 0.5,
         "max_body_bytes": 65_536,
+        # Trust no proxy in front, as for a gateway exposed directly: the peer is the caller.
+        "forwarded_allow_ips": "",
     }
     return GatewaySettings(**(values | overrides))
 
@@ -78,9 +80,7 @@ def start_gateway(upstreams: Upstreams, verifier: TokenVerifier) -> Iterator[Gat
     def start(server: dict[str, Any] | None = None, **overrides: Any) -> httpx.Client:
         """`overrides` are GatewaySettings fields; `server` GatewayServer options (limits)."""
         app = create_app(gateway_settings(upstreams, **overrides), verifier)
-        # Trust no proxy in front, as for a gateway exposed directly: the peer is the caller.
-        options: dict[str, Any] = {"forwarded_allow_ips": None} | (server or {})
-        thread = GatewayThread(app, **options)
+        thread = GatewayThread(app, **(server or {}))
         thread.__enter__()
         client = httpx.Client(base_url=thread.url, timeout=10)
         running.append((thread, client))

@@ -302,3 +302,17 @@ def test_broken_upstream_is_502(
 
     assert response.status_code == 502
     assert "notifications" in response.json()["detail"]
+
+
+def test_a_trusted_proxys_forwarded_headers_name_the_caller(start_gateway: GatewayFactory) -> None:
+    # FORWARDED_ALLOW_IPS=127.0.0.1: the test client is, here, the Ingress in front.
+    gateway = start_gateway(forwarded_allow_ips="127.0.0.1")
+
+    response = gateway.get(
+        "/api/v1/products",
+        headers={"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto": "https"},
+    )
+
+    seen = response.json()
+    assert Upstream.header(seen, "x-forwarded-for") == ["203.0.113.9"]
+    assert Upstream.header(seen, "x-forwarded-proto") == ["https"]
