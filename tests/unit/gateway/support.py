@@ -160,36 +160,6 @@ class Upstreams:
     urls: dict[str, str]
 
 
-class RawServer:
-    """A TCP server that answers every connection with fixed bytes and closes it."""
-
-    def __init__(self, reply: bytes) -> None:
-        self.reply = reply
-        self.sock = bound_socket()
-        self.sock.listen()
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(1)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(self.reply)
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @dataclass
 class RawResponse:
     status: int

@@ -13,7 +13,7 @@ import pytest
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer, generate_key_pair
 
 from .conftest import GatewayFactory, Upstreams
-from .support import RawServer, Upstream, closed_port
+from .support import ScriptedUpstream, Upstream, closed_port
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -287,14 +287,14 @@ def test_refused_upstream_is_503_naming_the_service(
 @pytest.fixture(
     params=[b"", b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nshort"]
 )
-def raw_upstream(request: pytest.FixtureRequest) -> Iterator[RawServer]:
-    server = RawServer(request.param)
+def raw_upstream(request: pytest.FixtureRequest) -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream([(request.param, "close")])
     yield server
     server.close()
 
 
 def test_broken_upstream_is_502(
-    start_gateway: GatewayFactory, raw_upstream: RawServer, token: str
+    start_gateway: GatewayFactory, raw_upstream: ScriptedUpstream, token: str
 ) -> None:
     gateway = start_gateway(notifications_url=raw_upstream.url)
 
