@@ -16,6 +16,7 @@ def api(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningApi]:
     marker = request.node.get_closest_marker("emulator")
     with RunningApi(tmp_path, **(marker.kwargs if marker else {})) as running:
         yield running
+        assert running.emulator.controller_errors == []
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,9 @@ def module_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]
     sees a Shop before and after its workloads are ready."""
     with RunningApi(tmp_path_factory.mktemp("api"), pods_ready=False) as running:
         yield running
+        # The emulator's own controllers never failed (a real one logs and retries; a failure
+        # here is a bug of the emulator that could hide behind a passing test).
+        assert running.emulator.controller_errors == []
 
 
 @pytest.fixture()

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from apiserver import RunningApi
+from emulator.rbac import User, service_account
 
 from tests.support.polling import wait_until
 
@@ -1186,4 +1188,281 @@ def test_every_request_is_logged_with_its_verb_and_user(api: RunningApi) -> None
         ("PATCH", "patch", "cm", {}),
         ("GET", "list", None, {"labelSelector": "a=b"}),
     ]
-    assert api.emulator.requests_served["admin", "patch", "/configmaps"] == 1
+    assert api.emulator.requests_served["kubernetes-admin", "patch", "/configmaps"] == 1
+
+
+# -- server-side apply with field ownership ----------------------------------------------------
+
+
+def applied_deployment(replicas: int | None = 2, **container: Any) -> dict[str, Any]:
+    body = deployment("web")
+    if replicas is None:
+        del body["spec"]["replicas"]
+    else:
+        body["spec"]["replicas"] = replicas
+    body["spec"]["template"]["spec"]["containers"] = [{"name": "app", "image": "x:1", **container}]
+    return body
+
+
+def apply(client: httpx.Client, url: str, body: dict[str, Any], manager: str,
+          force: bool = False) -> httpx.Response:  # fmt: skip
+    params = {"fieldManager": manager, **({"force": "true"} if force else {})}
+    return client.patch(url, json=body, headers=APPLY, params=params)
+
+
+def managers(body: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
+        (e["manager"], e["operation"], e.get("subresource", "")): e["fieldsV1"]
+        for e in body["metadata"]["managedFields"]
+    }
+
+
+def test_managed_fields_record_each_manager_s_fields_in_fields_v1(api: RunningApi) -> None:
+    """managedfields (structured-merge-diff typed/tofieldset.go): an applier owns exactly the
+    fields of its configuration, list items by their keys (containers by name, ports by
+    containerPort and protocol); another client's write owns what it changed (Update)."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    with api.client() as client:
+        apply(client, url, applied_deployment(ports=[{"containerPort": 80}]), "shop-operator")
+        client.patch(url, json={"metadata": {"labels": {"team": "a"}}}, headers=MERGE)
+        body = client.get(url).json()
+
+    owned = managers(body)
+    mine = owned["shop-operator", "Apply", ""]["f:spec"]
+    container = mine["f:template"]["f:spec"]["f:containers"]['k:{"name":"app"}']
+    assert mine["f:replicas"] == {} and mine["f:selector"] == {}  # a LabelSelector is atomic
+    assert container["."] == {} and container["f:image"] == {}
+    assert container["f:ports"] == {'k:{"containerPort":80,"protocol":"TCP"}': {
+        ".": {}, "f:containerPort": {}}}  # fmt: skip
+    assert "f:terminationMessagePath" not in container  # defaulted, not applied
+    assert owned["python-httpx", "Update", ""] == {"f:metadata": {"f:labels": {"f:team": {}}}}
+
+
+def test_a_field_its_only_manager_stops_applying_is_removed_then_defaulted(
+    api: RunningApi,
+) -> None:
+    """merge/update.go Updater.prune: what the manager applied before and applies no more, and
+    no other manager owns, is removed; the server's defaulting then sets it again (a Deployment
+    without replicas gets 1, SetDefaults_Deployment)."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    with api.client() as client:
+        apply(
+            client, url, applied_deployment(3, env=[{"name": "A", "value": "1"}]), "shop-operator"
+        )
+        after = apply(client, url, applied_deployment(None), "shop-operator").json()
+
+    assert after["spec"]["replicas"] == 1
+    assert "env" not in after["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_a_conflicting_apply_is_409_unless_forced_and_equal_values_are_shared(
+    api: RunningApi,
+) -> None:
+    """merge/update.go Updater.update: a field another manager owns and the apply would change
+    is a conflict (409 Conflict, worded by managedfields/internal/conflict.go); the same value
+    is shared ownership; force=true takes the field. Here the other manager is `kubectl scale`,
+    which writes spec.replicas through the scale subresource (managedfields/scalehandler.go)."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    with api.client() as client:
+        apply(client, url, applied_deployment(2), "shop-operator")
+        api.kubectl("scale", "deployment", "web", "--replicas=5")
+        refused = apply(client, url, applied_deployment(2), "shop-operator")
+        shared = apply(client, url, applied_deployment(5), "shop-operator")
+        api.kubectl("scale", "deployment", "web", "--replicas=6")
+        forced = apply(client, url, applied_deployment(2), "shop-operator", force=True)
+
+    assert refused.status_code == 409 and refused.json()["reason"] == "Conflict"
+    assert refused.json()["message"] == (
+        'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" '
+        "using apps/v1: .spec.replicas"
+    )
+    assert refused.json()["details"]["causes"] == [{
+        "reason": "FieldManagerConflict", "field": ".spec.replicas",
+        "message": 'conflict with "kubectl" with subresource "scale" using apps/v1'}]  # fmt: skip
+    assert shared.status_code == 200
+    assert "f:replicas" in managers(shared.json())["shop-operator", "Apply", ""]["f:spec"]
+    assert forced.status_code == 200 and forced.json()["spec"]["replicas"] == 2
+    assert ("kubectl", "Update", "scale") not in managers(forced.json())
+
+
+def test_lists_with_merge_keys_are_merged_by_key_between_appliers(api: RunningApi) -> None:
+    """typed/merge.go: a `map` list (containers by name, env by name) merges item by item, so
+    two appliers each keep their own container, and one may add an env var to the other's
+    container without taking the container."""
+    url = f"{DEPLOYMENTS.format(ns='default')}/web"
+    sidecar = applied_deployment(2)
+    sidecar["spec"]["template"]["spec"]["containers"] = [
+        {"name": "proxy", "image": "envoy:1"},
+        {"name": "app", "env": [{"name": "TRACE", "value": "on"}]},
+    ]
+    del sidecar["spec"]["replicas"]
+    with api.client() as client:
+        apply(
+            client, url, applied_deployment(2, env=[{"name": "A", "value": "1"}]), "shop-operator"
+        )
+        merged = apply(client, url, sidecar, "mesh-injector").json()
+        again = apply(client, url, applied_deployment(2, env=[{"name": "A", "value": "1"}]),
+                      "shop-operator").json()  # fmt: skip
+
+    containers = {c["name"]: c for c in merged["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"app", "proxy"}
+    assert containers["app"]["image"] == "x:1"
+    assert [e["name"] for e in containers["app"]["env"]] == ["A", "TRACE"]
+    assert again["spec"]["template"] == merged["spec"]["template"]  # re-applying keeps both
+
+
+# -- authorisation by the RBAC objects ---------------------------------------------------------
+
+
+def as_user(api: RunningApi, user: Any) -> httpx.Client:
+    client = api.client()
+    client.headers["Authorization"] = f"Bearer {api.emulator.issue_token(user)}"
+    return client
+
+
+def test_a_service_account_may_do_only_what_its_roles_grant(api: RunningApi) -> None:
+    """plugin/pkg/auth/authorizer/rbac/rbac.go: the rules of the roles bound to the user (here
+    a ServiceAccount, pkg/serviceaccount/util.go), RoleBindings only in their namespace; the
+    rest is 403 as responsewriters/errors.go ForbiddenStatusError words it."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "reader", "namespace": "default"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}],
+    }
+    robot_account = {"kind": "ServiceAccount", "name": "robot", "namespace": "default"}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "reader", "namespace": "default"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                           "name": "reader"},
+               "subjects": [robot_account]}  # fmt: skip
+    robot = service_account("default", "robot")
+    with api.client() as admin:
+        make_namespace(admin, "elsewhere")
+        create(admin, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", role)
+        create(admin, "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", binding)
+    with as_user(api, robot) as client:
+        listed = client.get(CONFIGMAPS.format(ns="default"))
+        secrets = client.get("/api/v1/namespaces/default/secrets")
+        elsewhere = client.get(CONFIGMAPS.format(ns="elsewhere"))
+        everywhere = client.get("/api/v1/configmaps")
+        created = client.post(CONFIGMAPS.format(ns="default"), json=configmap("cm"))
+        discovery = client.get("/apis")
+    with api.client() as client:
+        client.headers["Authorization"] = "Bearer not-a-token"
+        unknown = client.get(CONFIGMAPS.format(ns="default"))
+
+    assert listed.status_code == 200 and discovery.status_code == 200
+    assert secrets.status_code == 403 and secrets.json()["reason"] == "Forbidden"
+    assert secrets.json()["message"] == (
+        'secrets is forbidden: User "system:serviceaccount:default:robot" cannot list resource '
+        '"secrets" in API group "" in the namespace "default"'
+    )
+    assert elsewhere.status_code == 403
+    assert everywhere.json()["message"].endswith(
+        'cannot list resource "configmaps" in API group "" at the cluster scope'
+    )
+    assert created.status_code == 403
+    assert unknown.status_code == 401
+
+
+def test_an_apply_that_creates_is_authorised_as_a_create(api: RunningApi) -> None:
+    """apiserver endpoints/handlers/patch.go: the createValidation of an apply that finds no
+    object is wrapped in withAuthorization with the `create` verb (update.go)."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "patcher"},
+        "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}],
+    }
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "patcher"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "patcher"},
+               "subjects": [{"kind": "User", "name": "patcher"}]}  # fmt: skip
+    with api.client() as admin:
+        create(admin, "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+        create(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+        create(admin, CONFIGMAPS.format(ns="default"), configmap("there"))
+    with as_user(api, User("patcher", ("system:authenticated",))) as client:
+        url = CONFIGMAPS.format(ns="default")
+        existing = apply(client, f"{url}/there", configmap("there", a="1"), "patcher")
+        missing = apply(client, f"{url}/new", configmap("new"), "patcher")
+
+    assert existing.status_code == 200
+    assert missing.status_code == 403
+    assert missing.json()["message"] == (
+        'configmaps "new" is forbidden: User "patcher" cannot create resource "configmaps" in '
+        'API group "" in the namespace "default"'
+    )
+
+
+def test_owner_references_need_delete_on_the_object_and_finalizers_on_the_owner(
+    api: RunningApi,
+) -> None:
+    """OwnerReferencesPermissionEnforcement (plugin/pkg/admission/gc/gc_admission.go): setting
+    an ownerReference needs `delete` on the object; `blockOwnerDeletion: true` needs `update`
+    on the owner's `<resource>/finalizers`."""
+    grants = {"configmaps": ["create", "get"], "secrets": ["create", "delete"]}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "maker"},
+        "rules": [{"apiGroups": [""], "resources": [r], "verbs": v} for r, v in grants.items()],
+    }
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "maker"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "maker"},
+               "subjects": [{"kind": "User", "name": "maker"}]}  # fmt: skip
+    with api.client() as admin:
+        create(admin, "/apis/rbac.authorization.k8s.io/v1/clusterroles", role)
+        create(admin, "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding)
+        owner = create(admin, CONFIGMAPS.format(ns="default"), configmap("owner"))
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    with as_user(api, User("maker", ("system:authenticated",))) as client:
+        not_deletable = client.post(
+            CONFIGMAPS.format(ns="default"),
+            json={**configmap("child"), "metadata": {"name": "child", "ownerReferences": [ref]}},
+        )
+        plain = client.post(
+            "/api/v1/namespaces/default/secrets",
+            json={"metadata": {"name": "s1", "ownerReferences": [ref]}},
+        )
+        blocking = client.post("/api/v1/namespaces/default/secrets", json={"metadata": {
+            "name": "s2", "ownerReferences": [{**ref, "blockOwnerDeletion": True}]}})  # fmt: skip
+
+    assert not_deletable.status_code == 403
+    assert not_deletable.json()["message"] == (
+        'configmaps "child" is forbidden: cannot set an ownerRef on a resource you can\'t '
+        "delete: , <nil>"
+    )
+    assert plain.status_code == 201
+    assert blocking.status_code == 403
+    assert blocking.json()["message"] == (
+        'secrets "s2" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers '
+        "to a resource you can't set finalizers on: , <nil>"
+    )
+
+
+def test_the_operator_is_held_to_the_rbac_its_chart_renders(api: RunningApi) -> None:
+    """The chart rendered by the Helm SDK (tools/manifests.py): its ServiceAccount and the
+    ClusterRole bound to it are what the operator's token may do, nothing else."""
+    operator = api.install_operator_rbac()
+    with api.client() as admin:
+        admin.post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            json=yaml.safe_load(SHOP_CRD.read_text()),
+        )
+    with as_user(api, operator) as client:
+        shops = client.get("/apis/microshop.dev/v1alpha1/shops")
+        pods = client.get("/api/v1/namespaces/default/pods")
+
+    assert operator.name == "system:serviceaccount:microshop-system:microshop-operator"
+    assert shops.status_code == 200
+    assert pods.status_code == 403

@@ -47,7 +47,8 @@ class Replica:
         self.liveness = f"http://127.0.0.1:{_free_port()}/healthz"
         env = {
             **os.environ,
-            "KUBECONFIG": str(api.kubeconfig),
+            # The chart's ServiceAccount: the emulator holds it to the chart's RBAC.
+            "KUBECONFIG": str(api.operator_kubeconfig),
             "MICROSHOP_OPERATOR_PEERING_NAME": PEERING,
             "MICROSHOP_OPERATOR_PEERING_LIFETIME_SECONDS": str(LIFETIME),
             "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": "5",

@@ -77,7 +77,8 @@ class Operator:
         env = {
             **os.environ,
             "MICROSHOP_OPERATOR_METRICS_PORT": str(metrics_port),
-            "KUBECONFIG": str(api.kubeconfig),
+            # The chart's ServiceAccount: the emulator holds it to the chart's RBAC.
+            "KUBECONFIG": str(api.operator_kubeconfig),
             "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": str(reconcile_interval_seconds),
             "MICROSHOP_OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS": "30",
             "MICROSHOP_OPERATOR_WATCH_CLIENT_TIMEOUT_SECONDS": "40",
@@ -420,6 +421,8 @@ def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: 
     deployment = next(o for o in build_children(shop) if o["metadata"]["name"] == "demo-users")
     before = (live(operator.api, deployment) or {})["metadata"]["resourceVersion"]
 
+    # The controllers' first status writes trigger reconciles; let them finish before pausing.
+    operator.api.settle()
     paused = shop_manifest(namespace, paused=True, services={"users": {"replicas": 4}})
     apply_shop(operator.api, paused)
     progressing = wait_for_condition(operator.api, paused, "Progressing", reason="Paused")
@@ -667,6 +670,8 @@ def test_ready_names_what_it_waits_for_and_moves_its_time_only_on_a_flip(
 
     def ready_because(reason: str) -> dict[str, Any]:
         return wait_for_condition(operator.api, shop, "Ready", reason=reason)
+
+    operator.api.settle()  # the controllers' first status writes and the reconciles they cause
 
     # The services' pods are ready but they wait on their databases (and the bus).
     mark_workloads_ready(operator.api, shop, only=lambda name: not name.endswith(("-db", "-bus")))

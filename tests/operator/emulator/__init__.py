@@ -31,6 +31,12 @@ follows (each has its own test in ``test_emulator.py``):
 - ``crd``: custom resources pruned, defaulted and validated against their CRD's structural
   schema (``fieldValidation`` Strict/Warn/Ignore), and their ``x-kubernetes-validations``
   CEL rules, transition rules on ``oldSelf`` included, with ratcheting of unchanged values.
+- ``fieldmanager``: server-side apply with ``metadata.managedFields`` per manager (fieldsV1),
+  merged by the kind's schema (list items by their keys), fields a manager stops applying
+  removed (then defaulted), 409 conflicts with another manager's fields unless ``force``.
+- ``rbac``: bearer-token authentication (over HTTPS, as kubectl sends tokens only there),
+  RBAC from the ClusterRoles, Roles and bindings in the API, and the
+  OwnerReferencesPermissionEnforcement admission plugin.
 - ``controllers``: the garbage collector (background, foreground and orphan deletion as
   ``pkg/controller/garbagecollector`` does them), the namespace controller (a deleted
   namespace is emptied first), volume binding and expansion.
@@ -49,12 +55,10 @@ applied; ``requests_served`` counts requests by (user, verb, resource) for the b
 
 Honest limits, on purpose (the kind suite covers the real thing):
 
-- Server-side apply is simplified to "create or replace the fields given": the applied
-  config is deep-merged into the object (maps merge, lists and scalars replace), and fields
-  that the same field manager applied last time but no longer lists are removed. There is
-  no ``managedFields``, no per-field ownership between managers and so never a conflict;
-  lists with merge keys (``containers`` by name) are replaced whole, not merged by key.
-- A strategic merge patch is treated as a JSON merge patch (same caveat for lists).
+- Server-side apply follows structured-merge-diff for the kinds the operator writes, but
+  managed fields are not converted between versions, a strategic merge patch is a JSON merge
+  patch (lists replace, no `$patch` directives), and the conflict between two Update
+  managers' writes is never an error (as on a real server, only applies conflict).
 - Built-in kinds are not validated against their OpenAPI schema (serve no ``/openapi``; use
   kubectl's ``--validate=false``) and get only the defaults and update rules listed above;
   the PVC "spec is immutable" message leaves out the diff the real one appends. CEL has
@@ -70,7 +74,9 @@ Honest limits, on purpose (the kind suite covers the real thing):
   ``rollout status`` work.
 - Each served version of a kind is stored on its own: no conversion between versions
   (``autoscaling/v1`` and ``autoscaling/v2`` HorizontalPodAutoscalers are separate objects).
-- No authentication or authorisation, no ``dryRun``, no ``deletecollection``, no bookmarks
+- Authentication knows only the tokens the emulator issued (no certificates, no
+  impersonation); RBAC has no aggregated ClusterRoles and no default roles but discovery for
+  every authenticated user; no ``dryRun``, no ``deletecollection``, no bookmarks
   but the one that ends ``sendInitialEvents`` (kubectl wait needs it), no ``Table`` output
   (kubectl prints lists itself), no pagination (``limit`` is ignored: one chunk).
 """

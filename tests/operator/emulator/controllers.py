@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +27,8 @@ CLAIMS: Resource = ("", "v1", "persistentvolumeclaims")
 STORAGE_CLASSES: Resource = ("storage.k8s.io", "v1", "storageclasses")
 
 Sync = Callable[[str | None, str], None]
+# The controllers' context: no request's user, so their writes are never authorised as one.
+_SYSTEM = contextvars.Context()
 
 
 class Controllers:
@@ -86,38 +90,41 @@ class Controllers:
         self, delay: float, controller: str, namespace: str | None, name: str
     ) -> None:
         if self._loop is not None:
-            self._loop.call_later(max(delay, 0.0), self.enqueue, controller, namespace, name)
+            self._loop.call_later(
+                max(delay, 0.0), self.enqueue, controller, namespace, name, context=_SYSTEM
+            )
 
     def call_soon_threadsafe(self, action: Callable[[], None]) -> None:
         """Run `action` in the emulator's loop (a test's thread must not touch the store)."""
         if self._loop is None:
             action()
         else:
-            self._loop.call_soon_threadsafe(action)
+            self._loop.call_soon_threadsafe(action, context=_SYSTEM)
 
     def _schedule(self) -> None:
         if self._scheduled or self._loop is None:
             return
         self._scheduled = True
         if self.latency:
-            self._loop.call_later(self.latency, self._drain)
+            self._loop.call_later(self.latency, self._drain, context=_SYSTEM)
         else:
-            self._loop.call_soon(self._drain)
+            # in a context of its own: not the one of the request whose write woke it up
+            self._loop.call_soon(self._drain, context=_SYSTEM)
 
     def _drain(self) -> None:
-        """Sync what is queued (and what those syncs queue) until the queue is empty."""
+        """Sync what is queued (and what those syncs queue) for a few milliseconds at a time,
+        so that the server answers requests in between."""
         self._scheduled = False
-        rounds = 0
-        while self._pending and rounds < 10_000:
+        deadline = time.monotonic() + 0.005
+        while self._pending:
             (controller, namespace, name), _ = self._pending.popitem(last=False)
             try:
                 self._syncs[controller](namespace, name)
             except Exception as error:  # a real controller logs, requeues and goes on
                 self.api.controller_errors.append(f"{controller} {namespace}/{name}: {error!r}")
                 self.enqueue_after(1.0, controller, namespace, name)
-            rounds += 1
-            if self.latency:
-                break  # one key per tick: the latency applies between every step
+            if self.latency or time.monotonic() > deadline:
+                break  # with a latency, one key per tick: it applies between every step
         if self._pending:
             self._schedule()
 
@@ -206,10 +213,9 @@ class Controllers:
         if spec_finalizers:
             updated = clone(namespace)
             updated["spec"]["finalizers"] = []
-            namespace = self.api.system_update(
-                NAMESPACES, namespace, updated, subresource="finalize"
-            )
-        if not namespace["metadata"].get("finalizers"):
+            # with no finalizer left the write itself deletes the namespace
+            self.api.system_update(NAMESPACES, namespace, updated, subresource="finalize")
+        elif not namespace["metadata"].get("finalizers"):
             self.api.remove(NAMESPACES, namespace)
 
     # -- volume binding and expansion (pv controller, external-provisioner/-resizer) ----------

@@ -25,11 +25,12 @@ import jsonpatch
 import kmock
 import yaml
 
-from . import discovery, strategies
+from . import discovery, fieldmanager, strategies
 from .clock import Clock
 from .controllers import Controllers
 from .crd import CrdSchema
 from .errors import ApiError, FieldError, already_exists, bad_request, conflict, invalid, not_found
+from .rbac import Attributes, Authenticator, Authorizer, User, owner_references_admission
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Body, Event, Resource, Store, Watcher, clone
 from .workloads import Workloads
@@ -44,7 +45,7 @@ FAULT_REASONS = {403: "Forbidden", 404: "NotFound", 409: "Conflict", 422: "Inval
                  429: "TooManyRequests", 503: "ServiceUnavailable"}  # fmt: skip
 VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 # The identity controllers write as.
-SYSTEM = "system:kube-controller-manager"
+SYSTEM = "kube-controller-manager"
 DEFAULT_STORAGE_CLASS = "standard"
 IS_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
@@ -82,7 +83,7 @@ class RequestContext:
     """What one request's handling needs to know beyond its body: who asks, how strictly
     unknown fields are treated (the fieldValidation parameter), and the warnings to answer."""
 
-    user: str = "system:kube-controller-manager"
+    user: User | None = None  # None: the control plane itself, never authorised
     field_validation: str = "Ignore"
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -136,6 +137,8 @@ class ApiEmulator(kmock.KubernetesEmulator):
     pods_ready: bool = True
     store: Store = attrs.field(init=False)
     controllers: Controllers = attrs.field(init=False)
+    authenticator: Authenticator = attrs.field(factory=Authenticator, init=False)
+    authorizer: Authorizer = attrs.field(init=False)
     workloads: Workloads = attrs.field(init=False)
     # What a controller's sync raised (a real one logs it and retries): tests assert it is empty.
     controller_errors: list[str] = attrs.field(factory=list, init=False)
@@ -150,9 +153,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         factory=lambda: collections.deque(maxlen=200_000), init=False
     )
     _faults: list[Fault] = attrs.field(factory=list, init=False)
-    _applied: dict[tuple[Resource, str | None, str, str], Body] = attrs.field(
-        factory=dict, init=False
-    )
+    _types: dict[Resource, fieldmanager.Type] = attrs.field(factory=dict, init=False)
     _next_ip: int = attrs.field(default=10, init=False)
     _infos: dict[Resource, kmock.ResourceInfo] = attrs.field(factory=dict, init=False)
     # (resource, namespace, name) -> the body a client last created it with or applied
@@ -163,6 +164,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self.store = Store(self.watch_history)
+        self.authorizer = Authorizer(self.store)
         self.controllers = Controllers(self, self.controller_latency_seconds)
         self.workloads = Workloads(self.controllers, pods_ready=self.pods_ready)
         self.controllers.listeners.append(self.workloads.notice)
@@ -303,6 +305,14 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 raise injected
             route = self._route(raw.path)
             if route is None:
+                user = self.authenticator.user_of(raw.headers.get("Authorization"))
+                public = raw.path.rstrip("/") in ("/version", "/healthz", "/livez", "/readyz")
+                if "system:authenticated" not in user.groups and not user.superuser and not public:
+                    raise ApiError(
+                        403,
+                        "Forbidden",
+                        f'forbidden: User "{user.name}" cannot get path "{raw.path}"',
+                    )
                 return self._json(self._discovery(raw))
             if route.resource not in self._served():
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -316,6 +326,35 @@ class ApiEmulator(kmock.KubernetesEmulator):
             for r in self.resources
             if r.plural and r.group is not None and r.version is not None
         }
+
+    def plural_of(self, api_version: str, kind: str) -> str | None:
+        """The resource name a kind is served under (a RESTMapper lookup)."""
+        group, _, version = api_version.rpartition("/")
+        for resource in self.resources:
+            served = (resource.group, resource.version) == (group, version) and resource.plural
+            if served and self.resources[resource].kind == kind:
+                return str(resource.plural)
+        return None
+
+    def issue_token(self, user: User) -> str:
+        """A bearer token the emulator will authenticate as `user`."""
+        return self.authenticator.issue(user)
+
+    def type_of(self, resource: Resource) -> fieldmanager.Type:
+        """The schema server-side apply merges by: the CRD's, else the built-in kind's."""
+        found = self._types.get(resource)
+        if found is None:
+            schema = self._schemas.get(resource)
+            if schema is not None:
+                found = fieldmanager.crd_type(schema.schema)
+            else:
+                kind = str(self.info(resource).kind)
+                found = (
+                    fieldmanager.builtin_type(resource[0], resource[1], kind)
+                    or fieldmanager.untyped()
+                )
+            self._types[resource] = found
+        return found
 
     def info(self, resource: Resource) -> kmock.ResourceInfo:
         found = self._infos.get(resource)
@@ -368,8 +407,9 @@ class ApiEmulator(kmock.KubernetesEmulator):
         self, route: Route, raw: aiohttp.web.BaseRequest
     ) -> aiohttp.web.StreamResponse:
         params = dict(raw.query)
-        user = self._authenticate(raw)
-        context = RequestContext(user, params.get("fieldValidation") or "Warn")
+        identity = self.authenticator.user_of(raw.headers.get("Authorization"))
+        user = identity.name
+        context = RequestContext(identity, params.get("fieldValidation") or "Warn")
         REQUEST.set(context)
         content_type = raw.headers.get("Content-Type", "").split(";")[0].strip()
         if raw.body_exists and "json" not in content_type and "yaml" not in content_type:
@@ -415,6 +455,20 @@ class ApiEmulator(kmock.KubernetesEmulator):
             and route.subresource not in self.info(route.resource).subresources
         ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        named = route.name
+        if verb in ("list", "watch") and named is None:  # requestinfo.go: a name selector names
+            named = parse_field_selector(params.get("fieldSelector")).name()
+        self.authorizer.check(
+            Attributes(
+                identity,
+                verb,
+                route.group,
+                route.plural,
+                route.subresource or "",
+                self.namespace_of(route),
+                named,
+            )
+        )
         if watching:
             return await self._watch(route, params, raw)
         if raw.method == "GET" and route.name is None:
@@ -439,9 +493,6 @@ class ApiEmulator(kmock.KubernetesEmulator):
                 policy = "Orphan"
             return self._json(self._delete(route, policy))
         raise ApiError(405, "MethodNotAllowed", raw.method)
-
-    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> str:
-        return "admin"
 
     @staticmethod
     def _json(body: Body, status: int = 200) -> aiohttp.web.Response:
@@ -563,8 +614,10 @@ class ApiEmulator(kmock.KubernetesEmulator):
             meta.pop(field, None)
         return body
 
-    def create(self, route: Route, body: Body, *, manager: str = SYSTEM) -> Body:
-        """POST to a collection (or an apply or update that finds nothing to change)."""
+    def create(
+        self, route: Route, body: Body, *, manager: str = SYSTEM, applied: Body | None = None
+    ) -> Body:
+        """POST to a collection, or an apply that finds nothing (`applied`: its configuration)."""
         info = self.info(route.resource)
         meta = body.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -591,6 +644,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         body["kind"] = info.kind
         if "status" in info.subresources:
             body.pop("status", None)  # status is set through its own endpoint only
+        meta.pop("managedFields", None)
         body = self._new_object(body)
         self._coerce(route.resource, body)
         self._prepare(route.resource, body, None)
@@ -598,6 +652,15 @@ class ApiEmulator(kmock.KubernetesEmulator):
         errors = self._validate(route.resource, body, None)
         if errors:
             raise invalid(info.kind, route.group, meta["name"], errors)
+        operation = "Apply" if applied is not None else "Update"
+        fieldmanager.created(
+            body,
+            applied if applied is not None else body,
+            self.type_of(route.resource),
+            fieldmanager.Manager(manager, operation, body["apiVersion"]),
+            self.clock.stamp(),
+            has_status="status" in info.subresources,
+        )
         if route.resource == CRDS:
             body["status"] = self._serve_crd(body)
         return self.store.put(route.resource, body, "ADDED").body
@@ -644,14 +707,36 @@ class ApiEmulator(kmock.KubernetesEmulator):
             schema = self._schemas.get(route.resource)
             if schema is not None:  # unknown fields of an applied config are never merged
                 self._coerce_config(schema, config)
-            key = (route.resource, self.namespace_of(route), str(route.name), manager)
-            previous = self._applied.get(key, {})
-            self._applied[key] = clone(config)
-            self._sent[key[:3]] = clone(config)
+            self._sent[route.resource, self.namespace_of(route), str(route.name)] = clone(config)
             if current is None:
-                return self.create(route, config, manager=manager)
-            patched = _merge(_forget(clone(current), previous, config), config)
-            return self.update(route, current, patched, manager=manager)
+                identity = _context().user
+                if identity is not None:  # an apply that creates is authorised as a create
+                    self.authorizer.check(
+                        Attributes(
+                            identity,
+                            "create",
+                            route.group,
+                            route.plural,
+                            "",
+                            self.namespace_of(route),
+                            route.name,
+                        )
+                    )
+                return self.create(route, clone(config), manager=manager, applied=config)
+            info = self.info(route.resource)
+            config.setdefault("metadata", {}).pop("managedFields", None)
+            merged = fieldmanager.apply(
+                current,
+                config,
+                self.type_of(route.resource),
+                fieldmanager.Manager(manager, "Apply", current["apiVersion"]),
+                self.clock.stamp(),
+                force=params.get("force") in ("true", "1"),
+                has_status="status" in info.subresources,
+                plural=route.plural,
+                group=route.group,
+            )
+            return self.update(route, current, merged, manager=manager, applied=True)
         if current is None:
             raise not_found(route.plural, route.group, route.name)
         target = _scale_of(current) if route.subresource == "scale" else current
@@ -676,8 +761,17 @@ class ApiEmulator(kmock.KubernetesEmulator):
             )
         return self.update(route, current, patched, manager=manager)
 
-    def update(self, route: Route, current: Body, new: Body, *, manager: str = SYSTEM) -> Body:
-        """A replace of `current` by `new`, as PUT (and every patch after merging) does."""
+    def update(
+        self,
+        route: Route,
+        current: Body,
+        new: Body,
+        *,
+        manager: str = SYSTEM,
+        applied: bool = False,
+    ) -> Body:
+        """A replace of `current` by `new`, as PUT (and every patch after merging) does;
+        `applied`: `new` is the result of an apply, with its managedFields already set."""
         info = self.info(route.resource)
         has_status = "status" in info.subresources
         new = clone(new)
@@ -725,6 +819,10 @@ class ApiEmulator(kmock.KubernetesEmulator):
             meta.pop(field, None)
             if field in old_meta:
                 meta[field] = old_meta[field]
+        if not applied:  # what a client sends as managedFields is not taken as the truth
+            meta.pop("managedFields", None)
+            if "managedFields" in old_meta:
+                meta["managedFields"] = old_meta["managedFields"]
         new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]
         self._coerce(route.resource, new)
         if route.subresource != "status":
@@ -735,6 +833,19 @@ class ApiEmulator(kmock.KubernetesEmulator):
         errors = self._validate(route.resource, new, current, route.subresource)
         if errors:
             raise invalid(info.kind, route.group, old_meta["name"], errors)
+        if not applied:
+            fieldmanager.update(
+                current,
+                new,
+                self.type_of(route.resource),
+                fieldmanager.Manager(
+                    manager, "Update", current["apiVersion"], route.subresource or ""
+                ),
+                self.clock.stamp(),
+                subresource=route.subresource,
+                has_status=has_status,
+            )
+        fieldmanager.keep_timestamps_of_a_noop(current, new)
         if new == current:
             return current  # a no-op write changes nothing, not even the resourceVersion
         if route.resource == CRDS and route.subresource is None:
@@ -794,10 +905,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
         """Delete for real (the garbage collector then sees the DELETED event)."""
         meta = last["metadata"]
         gone = self.store.remove(resource, last).body
-        for key in [
-            k for k in self._applied if k[:3] == (resource, meta.get("namespace"), meta["name"])
-        ]:
-            del self._applied[key]
+        self._sent.pop((resource, meta.get("namespace"), meta["name"]), None)
         if resource == CRDS:
             self._unserve_crd(last)
         return gone
@@ -830,6 +938,25 @@ class ApiEmulator(kmock.KubernetesEmulator):
     def _admit(self, resource: Resource, new: Body, old: Body | None) -> None:
         """The admission plugins that matter for what the operator writes."""
         group, _, plural = resource
+        identity = _context().user
+        if identity is not None:
+            meta = new["metadata"]
+            owner_references_admission(
+                self.authorizer,
+                identity,
+                Attributes(
+                    identity,
+                    "update" if old else "create",
+                    group,
+                    plural,
+                    "",
+                    meta.get("namespace"),
+                    meta.get("name"),
+                ),
+                new,
+                old,
+                self.plural_of,
+            )
         if (group, plural) == ("", "persistentvolumeclaims"):
             if old is None:
                 self._default_storage_class(new)
@@ -942,6 +1069,7 @@ class ApiEmulator(kmock.KubernetesEmulator):
 
     def _serve_crd(self, crd: Body) -> Body:
         self._infos.clear()
+        self._types.clear()
         spec = crd.get("spec", {})
         names = spec.get("names", {})
         for version in spec.get("versions", []):
@@ -1104,14 +1232,3 @@ def _merge(target: Any, patch: Any) -> Any:
         else:
             result[key] = _merge(result.get(key), value)
     return result
-
-
-def _forget(target: Body, previous: Body, config: Body) -> Body:
-    """Drop the fields a manager applied before but no longer applies (the apply simplification)."""
-    for key, old_value in previous.items():
-        if key not in config:
-            if key not in ("apiVersion", "kind", "metadata"):
-                target.pop(key, None)
-        elif all(isinstance(v, dict) for v in (old_value, config[key], target.get(key))):
-            _forget(target[key], old_value, config[key])
-    return target

@@ -72,6 +72,27 @@ def grants_of(method: str, url: str, content_type: str) -> set[Grant]:
     return {(group, resource, verb) for verb in verbs}
 
 
+def admitted(url: str, body: Any) -> set[Grant]:
+    """What the OwnerReferencesPermissionEnforcement admission plugin (gc_admission.go) checks
+    for a write that sets ownerReferences: `delete` on the object itself, and `update` on the
+    owner's `<resource>/finalizers` where the reference has blockOwnerDeletion."""
+    refs = (
+        ((body or {}).get("metadata") or {}).get("ownerReferences")
+        if isinstance(body, dict)
+        else None
+    )
+    if not refs:
+        return set()
+    (group, resource, _), *_ = grants_of("DELETE", url, "application/json")
+    checked = {(group, resource.split("/")[0], "delete")}
+    for ref in refs:
+        if ref.get("blockOwnerDeletion"):
+            owner_group = ref["apiVersion"].rpartition("/")[0]
+            owner = {(c.API_VERSION, c.KIND): c.PLURAL}[ref["apiVersion"], ref["kind"]]
+            checked.add((owner_group, f"{owner}/finalizers", "update"))
+    return checked
+
+
 class RecordingApi(KubernetesApi):
     """Answers like an API server holding one stale child of every kind and no Secrets."""
 
@@ -92,7 +113,7 @@ class RecordingApi(KubernetesApi):
         content_type: str = "application/json",
         params: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        self.grants |= grants_of(method, url, content_type)
+        self.grants |= grants_of(method, url, content_type) | admitted(url, body)
         parts = url.strip("/").split("/")
         if method == "GET" and len(parts) <= 3:  # discovery: the ServiceMonitor kind is served
             return {"resources": [{"name": plural} for plural in apply.PLURALS.values()]}
@@ -156,7 +177,10 @@ def test_rbac_grants_exactly_what_the_operator_and_kopf_use(
 def test_rbac_covers_exactly_the_kinds_the_operator_knows() -> None:
     application = {resource for _, resource, _ in granted() - FRAMEWORK}
 
-    assert application == set(apply.PLURALS.values()) | {f"{c.PLURAL}/status"}
+    assert application == set(apply.PLURALS.values()) | {
+        f"{c.PLURAL}/status",
+        f"{c.PLURAL}/finalizers",
+    }
 
 
 def test_each_rule_says_whether_the_framework_or_the_application_needs_it() -> None:
@@ -175,5 +199,5 @@ def test_each_rule_says_whether_the_framework_or_the_application_needs_it() -> N
     framework = {resource for _, resource, _ in FRAMEWORK}
     assert {r for r, said in kind_of_rule.items() if said == "framework"} == framework
     assert {r for r, said in kind_of_rule.items() if said == "application"} == (
-        set(apply.PLURALS.values()) | {f"{c.PLURAL}/status"}
+        set(apply.PLURALS.values()) | {f"{c.PLURAL}/status", f"{c.PLURAL}/finalizers"}
     )
