@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo run test test-unit test-integration test-operator chaos lint format lock images e2e manifests chart-crd scan scan-env bench clean
+.PHONY: help demo run test test-unit test-integration test-operator chaos lint format lock images e2e manifests chart-crd scan scan-env bench mutants audit contract clean
 
 help:
 	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
@@ -23,6 +23,8 @@ help:
 	@echo "make scan   - checkov on the rendered chart and example Shops (suppressions: tools/checkov)"
 	@echo "make bench  - every benchmark: tables, JSON and plots in bench/results (needs wrk; nginx optional)"
 	@echo "make mutants - mutation testing (mutmut) of the pure modules; prints the kill rate"
+	@echo "make contract - schemathesis (every check and phase) on a fresh standalone shop"
+	@echo "make audit  - pip-audit on every package uv.lock pins (explanations: tools/pip-audit)"
 
 $(UV):
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
@@ -50,6 +52,12 @@ scan: $(VENV)/.synced $(SCAN_VENV)/.synced
 # Installs nothing: wrk must be there (apt-get install wrk); without nginx its row is skipped.
 bench: $(VENV)/.synced
 	$(BIN)/python -m bench.run
+# Needs PyPI's JSON API (per-version) or another pip-audit vulnerability service to answer.
+audit: $(VENV)/.synced
+	$(BIN)/python -m tools.pip_audit_lock
+
+contract: $(VENV)/.synced
+	$(BIN)/python -m tools.contract --max-examples 50
 
 demo: $(VENV)/.synced
 	$(BIN)/python -m microshop demo

@@ -11,21 +11,31 @@ from microshop.registry import GATEWAY, NAMES, service
 
 
 def _serve_one(name: str) -> None:
-    import uvicorn
+    from pydantic import ValidationError
 
     from microshop.platform.logs import configure_logging
+    from microshop.platform.server import serve as serve_with_limits
 
     entry = service(name)
-    settings = entry.settings_class()()
-    configure_logging(name, settings.log_level, settings.log_format)
+    try:
+        settings = entry.settings_class()()
+    except ValidationError as exc:
+        # pydantic's own text quotes the values, and a URL or a key is a secret: name the
+        # variables and what is wrong with them, never what they hold.
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            print(f"{name}: configuration error: {where}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(name, settings.log_level, settings.log_format, settings.model_dump().values())
     app = entry.create_app(settings)
     if entry is GATEWAY:
         from microshop.gateway import serve
 
-        # The gateway has its own HTTP server (gateway/server.py); the others run on uvicorn.
+        # The gateway has its own HTTP server (gateway/server.py); the others run on uvicorn
+        # with platform/server.py's limits and a metrics port.
         serve.run(app)
         return
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    serve_with_limits(app, settings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,35 +4,49 @@ document store and the in-process bus. The gateway forwards to the others over r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 
 from microshop.gateway.serve import GatewayServer
 from microshop.gateway.settings import upstream_settings
 from microshop.platform.auth import load_or_create_key_pair
+from microshop.platform.logs import add_secrets
+from microshop.platform.server import SignalFreeServer, metrics_config, server_config
+from microshop.platform.settings import ServiceSettings
 from microshop.registry import BACKENDS, GATEWAY, NAMES, SERVICES, Service
 
 log = logging.getLogger(__name__)
 
 
 class Ports(dict[str, int]):
-    """The port of each service of the registry, by name."""
+    """The port of each service of the registry, by name; `metrics`, each one's metrics port.
+
+    Five registries in one process keep five scrape targets (one exposition would repeat every
+    metric name): from 9090 at the services' own offsets, the gateway's first.
+    """
+
+    def __init__(self, ports: dict[str, int], metrics: dict[str, int] | None = None) -> None:
+        super().__init__(ports)
+        self.metrics = dict(metrics or {})
 
     @classmethod
-    def default(cls, gateway: int = 8080) -> Ports:
-        return cls({service.name: gateway + service.port_offset for service in SERVICES})
+    def default(cls, gateway: int = 8080, metrics: int = 9090) -> Ports:
+        return cls(
+            {service.name: gateway + service.port_offset for service in SERVICES},
+            {service.name: metrics + service.port_offset for service in SERVICES},
+        )
 
     @classmethod
     def free(cls) -> Ports:
-        return cls({service.name: _free_port() for service in SERVICES})
+        return cls(
+            {service.name: _free_port() for service in SERVICES},
+            {service.name: _free_port() for service in SERVICES},
+        )
 
     @property
     def gateway(self) -> int:
@@ -50,6 +64,7 @@ def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[st
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_or_create_key_pair(data_dir / "keys")
+    add_secrets([keys.private_pem])
     # One in-process bus for the whole shop.
     bus_url = f"memory://{data_dir}"
 
@@ -79,35 +94,30 @@ def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[st
     }
 
 
-class _Server(uvicorn.Server):
-    """One of several servers in one loop: signals are handled once, by the standalone shop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class StandaloneShop:
     def __init__(self, data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> None:
         self.ports, self.host = ports, host
-        apps = build_apps(data_dir, ports, host)
-        # The registry's order: the services start before the gateway in front of them. The
-        # gateway has its own HTTP server; the shop's signals stop it like the others.
-        self.servers: dict[str, _Server | GatewayServer] = {
-            name: GatewayServer(apps[name])
-            if name == GATEWAY.name
-            else _Server(
-                uvicorn.Config(
-                    apps[name],
-                    host=host,
-                    port=ports[name],
-                    log_config=None,
-                    lifespan="on",
-                    access_log=False,
-                )
+        self.apps = apps = build_apps(data_dir, ports, host)
+        settings = {
+            name: ServiceSettings(
+                host=host, port=ports[name], metrics_port=ports.metrics.get(name, 0)
             )
             for name in NAMES
         }
+        # The registry's order: the services start before the gateway in front of them. The
+        # gateway has its own HTTP server; the shop's signals stop it like the others.
+        self.servers: dict[str, SignalFreeServer | GatewayServer] = {
+            name: GatewayServer(apps[name])
+            if name == GATEWAY.name
+            else SignalFreeServer(server_config(apps[name], settings[name], lifespan="on"))
+            for name in NAMES
+        }
+        # Started after the apps they report on, stopped with them.
+        self.metrics_servers = [
+            SignalFreeServer(config)
+            for name in NAMES
+            if (config := metrics_config(apps[name], settings[name])) is not None
+        ]
 
     @property
     def gateway_url(self) -> str:
@@ -123,9 +133,11 @@ class StandaloneShop:
                     self._tasks[-1].result()  # raises the start-up error
                     raise RuntimeError(f"{name} stopped during start-up")
                 await asyncio.sleep(0.02)
+        for server in self.metrics_servers:
+            self._tasks.append(asyncio.create_task(server.serve(), name="serve-metrics"))
 
     async def stop(self) -> None:
-        for server in reversed(list(self.servers.values())):
+        for server in [*self.metrics_servers, *reversed(list(self.servers.values()))]:
             server.should_exit = True
         await asyncio.gather(*self._tasks, return_exceptions=True)
         from microshop.platform.bus.memory import forget_shared_buses
@@ -142,6 +154,8 @@ class StandaloneShop:
         print(
             f"microshop standalone: gateway on {self.gateway_url}  (docs: {self.gateway_url}/docs)"
         )
+        metrics = ", ".join(f"{name} :{port}" for name, port in self.ports.metrics.items())
+        print(f"metrics (GET /metrics): {metrics}")
         print("press Ctrl-C to stop", flush=True)
         await stop.wait()
         await self.stop()

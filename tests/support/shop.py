@@ -142,7 +142,12 @@ def build_shop(
         name: Service(
             name,
             port,
-            {**base_env, **envs[name], "MICROSHOP_PORT": str(port)},
+            {
+                **base_env,
+                **envs[name],
+                "MICROSHOP_PORT": str(port),
+                "MICROSHOP_METRICS_PORT": str(free_port()),
+            },
             workdir / f"{name}.log",
         )
         for name, port in ports.items()
@@ -154,6 +159,7 @@ def build_shop(
         {
             **base_env,
             "MICROSHOP_PORT": str(gateway_port),
+            "MICROSHOP_METRICS_PORT": str(free_port()),
             **{f"MICROSHOP_{n.upper()}_URL": services[n].url for n in ports},
         },
         workdir / "gateway.log",

@@ -35,11 +35,17 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 def make_engine(url: str) -> Engine:
+    # A failed statement's parameters (password hashes, emails, names) never reach an exception
+    # text, and so never a log line or a traceback.
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -51,7 +57,9 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+        )
     raise ValueError(f"unsupported database URL {url!r}: use postgresql+psycopg://… or sqlite:///…")
 
 

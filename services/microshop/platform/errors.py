@@ -6,9 +6,11 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base of the errors a caller can fix or should know about; `detail` is shown to them."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, retry_after_seconds: int | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        # When set, the answer carries Retry-After: the caller may try again after this long.
+        self.retry_after_seconds = retry_after_seconds
 
 
 class NotFound(DomainError):
@@ -25,6 +27,10 @@ class Invalid(DomainError):
 
 class Unauthorized(DomainError):
     pass
+
+
+class TooManyRequests(DomainError):
+    """The caller is throttled (e.g. after failed logins) until `retry_after_seconds`."""
 
 
 class Unavailable(DomainError):

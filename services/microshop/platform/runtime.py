@@ -34,7 +34,7 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
         raise RuntimeError(
             "MICROSHOP_JWT_PUBLIC_KEY is not set: every service verifies access tokens itself"
         )
-    return TokenVerifier(settings.jwt_public_key)
+    return TokenVerifier(settings.jwt_public_key, settings.token_leeway_seconds)
 
 
 def open_bus(settings: DatabaseSettings, telemetry: ServiceTelemetry | None = None) -> Bus:

@@ -18,10 +18,23 @@ class ServiceSettings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     host: str = "0.0.0.0"
     port: int = 8080
+    # Prometheus metrics are served here, on a port of their own, never on the public one
+    # (0: not served). In Kubernetes the container port named `metrics`.
+    metrics_port: int = Field(default=9090, ge=0, le=65535)
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
     # PEM of the Ed25519 public key that verifies access tokens.
     jwt_public_key: str = ""
+    # Clock skew tolerated between pods on a token's exp, nbf and iat.
+    token_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    # HTTP limits, enforced by the server before the app sees a request (platform/server.py).
+    max_url_bytes: int = Field(default=8192, ge=256)
+    max_header_field_bytes: int = Field(default=8192, ge=256)
+    max_header_bytes: int = Field(default=32_768, ge=1024)
+    max_body_bytes: int = Field(default=1_048_576, ge=0)
+    max_json_depth: int = Field(default=32, ge=1)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
     # Relay and consumer tuning, shared by every service with a bus.
     outbox_poll_seconds: float = 0.5
     consumer_max_attempts: int = 5

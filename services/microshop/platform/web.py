@@ -7,11 +7,10 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,11 +20,13 @@ from microshop.platform.errors import (
     DomainError,
     Invalid,
     NotFound,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
 )
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
+from microshop.platform.text import UnstorableText, refuse_unstorable_path
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ _STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     Invalid: 422,
     Unauthorized: 401,
+    TooManyRequests: 429,
     Unavailable: 503,
 }
 
@@ -75,12 +77,50 @@ class RequestIdMiddleware:
 def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status = next(code for kind, code in _STATUS_OF.items() if isinstance(exc, kind))
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if exc.retry_after_seconds is not None:
+        headers["Retry-After"] = str(exc.retry_after_seconds)
     return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers)
 
 
+class UnexpectedErrors:
+    """A bug becomes a JSON 500 with the request id, logged once with its traceback.
+
+    Inside RequestIdMiddleware, so the id is still known; and it does not re-raise as
+    Starlette's outermost handler does, which makes uvicorn close a keep-alive connection the
+    gateway would then reuse.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            if started:
+                raise  # too late for a status: the server closes the connection
+            response = JSONResponse(
+                {"detail": "internal error", "request_id": request_id_var.get()},
+                status_code=500,
+            )
+            await response(scope, receive, send)
+
+
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Only what escapes every middleware (UnexpectedErrors handles the routes' errors).
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
         {"detail": "internal error", "request_id": request_id_var.get()}, status_code=500
     )
@@ -105,10 +145,17 @@ def create_app(
     **fastapi_kwargs: Any,
 ) -> FastAPI:
     """A FastAPI app with the platform's error handling, request ids, telemetry (its own
-    /metrics registry; spans when tracing is configured), /healthz and /readyz."""
+    metrics registry, served on the metrics port by platform/server.py, never on this app;
+    spans when tracing is configured), /healthz and /readyz."""
     # No redirect for a trailing slash: behind the gateway its Location would name an internal
     # address the caller cannot reach. `/api/v1/users/` is a plain 404 instead.
-    app = FastAPI(title=title, lifespan=lifespan, redirect_slashes=False, **fastapi_kwargs)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        dependencies=[Depends(refuse_unstorable_path)],
+        **fastapi_kwargs,
+    )
     telemetry = ServiceTelemetry.open(service, settings.otlp_endpoint)
     app.state.telemetry = telemetry
     app.add_exception_handler(DomainError, _domain_error)
@@ -146,11 +193,9 @@ def create_app(
             )
         return JSONResponse({"status": "ready", "checks": sorted(checks)})
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(telemetry.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
     # Request ids outermost, so the server span and its log lines already have one.
+    app.add_middleware(UnstorableText)
+    app.add_middleware(UnexpectedErrors)
     app.add_middleware(HttpTelemetry, telemetry=telemetry)
     app.add_middleware(RequestIdMiddleware)
     return app

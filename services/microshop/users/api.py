@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, EmailStr, Field, StringConstraints, ValidationInfo, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from microshop.platform.auth import Principal, TokenIssuer, hash_password
 from microshop.platform.deps import CurrentPrincipal, Store
-from microshop.platform.errors import Unauthorized
+from microshop.platform.errors import TooManyRequests, Unauthorized
 from microshop.users.domain import (
     BAD_CREDENTIALS,
     EMAIL_MAX_LENGTH,
@@ -22,7 +23,9 @@ from microshop.users.domain import (
     needs_rehash,
 )
 from microshop.users.models import User
+from microshop.users.passwords import PasswordHashing, password_problem
 from microshop.users.store import UserStore
+from microshop.users.throttle import LoginThrottle
 
 users_router = APIRouter(prefix="/api/v1/users", tags=["users"])
 auth_router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -34,6 +37,14 @@ class UserCreate(BaseModel):
     name: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH)
     ]
+
+    @field_validator("password")
+    @classmethod
+    def _not_a_guessable_password(cls, password: str, info: ValidationInfo) -> str:
+        problem = password_problem(password, str(info.data.get("email", "")))
+        if problem is not None:
+            raise ValueError(problem)
+        return password
 
 
 class UserOut(BaseModel):
@@ -54,10 +65,15 @@ class TokenOut(BaseModel):
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Register a user",
-    responses={409: {"description": "The email is taken"}},
+    responses={
+        409: {"description": "The email is taken"},
+        503: {"description": "Too many sign-ups and logins at once; see Retry-After"},
+    },
 )
-def create_user(body: UserCreate, store: Store[UserStore]) -> User:
-    return store.add(str(body.email), body.name, hash_password(body.password))
+async def create_user(body: UserCreate, request: Request, store: Store[UserStore]) -> User:
+    hashing: PasswordHashing = request.app.state.password_hashing
+    password_hash = await hashing.run(lambda: hash_password(body.password))
+    return await run_in_threadpool(store.add, str(body.email), body.name, password_hash)
 
 
 @users_router.get("/me", response_model=UserOut, summary="The caller")
@@ -65,23 +81,51 @@ def read_me(principal: CurrentPrincipal, store: Store[UserStore]) -> User:
     return store.get(principal.user_id)
 
 
+def client_address(request: Request) -> str:
+    """The caller's address: the gateway's X-Forwarded-For (it sets exactly one, the address it
+    saw, dropping any the caller sent), or the peer. Only the gateway reaches the services (the
+    NetworkPolicy), and the address only keys the login throttle, never an identity."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    address = forwarded.rsplit(",", 1)[-1].strip()
+    if address:
+        return address
+    return request.client.host if request.client else "unknown"
+
+
 @auth_router.post(
     "/token",
     response_model=TokenOut,
     summary="Exchange email and password for an access token (OAuth2 password flow)",
-    responses={401: {"description": "Incorrect email or password"}},
+    responses={
+        401: {"description": "Incorrect email or password"},
+        429: {"description": "Too many failed logins for this account or client; see Retry-After"},
+        503: {"description": "Too many logins at once; see Retry-After"},
+    },
 )
-def create_token(
+async def create_token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     store: Store[UserStore],
 ) -> TokenOut:
-    user = store.find_by_email(form.username)
-    if not credentials_match(user.password_hash if user else None, form.password):
+    throttle: LoginThrottle = request.app.state.login_throttle(store.sessions)
+    client = client_address(request)
+    wait = await run_in_threadpool(throttle.retry_after, form.username, client)
+    if wait is not None:
+        # The password is not even checked: a blocked key tells a guesser nothing.
+        raise TooManyRequests(
+            f"too many failed logins; try again in {wait} s", retry_after_seconds=wait
+        )
+    hashing: PasswordHashing = request.app.state.password_hashing
+    user = await run_in_threadpool(store.find_by_email, form.username)
+    stored_hash = user.password_hash if user else None
+    if not await hashing.run(lambda: credentials_match(stored_hash, form.password)):
+        await run_in_threadpool(throttle.failed, form.username, client)
         raise Unauthorized(BAD_CREDENTIALS)
     assert user is not None
+    await run_in_threadpool(throttle.succeeded, form.username)
     if needs_rehash(user.password_hash):
-        store.replace_password_hash(user.id, hash_password(form.password))
+        new_hash = await hashing.run(lambda: hash_password(form.password))
+        await run_in_threadpool(store.replace_password_hash, user.id, new_hash)
     issuer: TokenIssuer = request.app.state.token_issuer
     token = issuer.issue(Principal(user_id=user.id, email=user.email))
     return TokenOut(access_token=token, expires_in=issuer.ttl_seconds)

@@ -170,7 +170,7 @@ def test_missing_idempotency_key_is_422(client: TestClient, alice: dict[str, str
 
 def test_orders_need_a_valid_token(client: TestClient, token_for: Callable[..., str]) -> None:
     assert place(client, {}).status_code == 401
-    expired = {"Authorization": f"Bearer {token_for('alice', ttl=-10)}"}
+    expired = {"Authorization": f"Bearer {token_for('alice', ttl=-120)}"}
     response = client.get("/api/v1/orders", headers=expired)
     assert response.status_code == 401
     assert "token" in response.json()["detail"]
@@ -271,11 +271,8 @@ def test_head_of_the_catalog_and_no_redirect_for_a_trailing_slash(
 @pytest.mark.parametrize(
     ("authorization", "detail"),
     [
-        ("Bearer not-a-jwt", "the token is malformed or not signed by this shop"),
-        (
-            "Bearer \u00e9\u00e9.\u00e9\u00e9.\u00e9\u00e9",
-            "the token is malformed or not signed by this shop",
-        ),
+        ("Bearer not-a-jwt", "the token is malformed"),
+        ("Bearer \u00e9\u00e9.\u00e9\u00e9.\u00e9\u00e9", "the token is malformed"),
         ("Basic YWxpY2U6cHc=", "expected 'Authorization: Bearer <token>'"),
     ],
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,6 +19,7 @@ from microshop.payments.app import create_app as payments_app
 from microshop.payments.settings import PaymentsSettings
 from microshop.platform.auth import generate_key_pair
 from microshop.platform.bus import OutgoingMessage
+from microshop.platform.server import MetricsApp
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.web import create_app
 from microshop.registry import NAMES
@@ -47,6 +49,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def scrape(app: FastAPI) -> Samples:
+    """The app's metrics as its metrics port serves them."""
+    with TestClient(MetricsApp(app)) as metrics:
+        return parse(metrics.get("/metrics").text)
+
+
 def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
 
@@ -64,9 +72,11 @@ def scraped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Samples]:
                 for url in urls.values():  # probes must not count as traffic
                     await http.get(f"{url}/healthz")
                     await http.get(f"{url}/readyz")
+                    public = await http.get(f"{url}/metrics")  # never on the public port
+                    assert public.status_code == 404, public.text
                 return {
-                    name: parse((await http.get(f"{url}/metrics")).text)
-                    for name, url in urls.items()
+                    name: parse((await http.get(f"http://127.0.0.1:{port}/metrics")).text)
+                    for name, port in shop.ports.metrics.items()
                 }
 
     return asyncio.run(scenario())
@@ -122,7 +132,7 @@ def test_server_errors_are_counted_apart() -> None:
 
     with TestClient(app, raise_server_exceptions=False) as client:
         assert client.get("/boom/1").status_code == 500
-        samples = parse(client.get("/metrics").text)
+        samples = scrape(app)
     labels = {"method": "GET", "route": "/boom/{n}", "status": "500"}
     assert value(samples, "microshop_http_request_errors_total", **labels) == 1
     assert value(samples, "microshop_http_requests_total", **labels) == 1
@@ -145,7 +155,7 @@ def test_retries_and_dead_letters_are_counted(payments: TestClient) -> None:
     bus = payments.app.state.runtime.bus  # type: ignore[attr-defined]
     bus.publish([OutgoingMessage("order.created", b'{"type": "order.created"}', "bad-1")])
     wait_until(lambda: bus.dead_letters("payments.order-events"))
-    samples = parse(payments.get("/metrics").text)
+    samples = scrape(payments.app)  # type: ignore[arg-type]
     assert value(samples, "microshop_events_retried_total", type="order.created") == 1
     assert value(samples, "microshop_events_dead_lettered_total", type="order.created") == 1
     assert value(samples, "microshop_events_consumed_total", type="order.created") == 0

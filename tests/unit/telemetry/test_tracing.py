@@ -106,11 +106,7 @@ def test_an_order_its_payment_and_its_notification_are_one_trace(
 def test_tracing_is_off_by_default(tmp_path: Path) -> None:
     async def scenario() -> dict:
         async with standalone(tmp_path) as shop:
-            # The gateway runs on its own server (it holds its app), the others on uvicorn.
-            apps = {
-                name: getattr(s, "app", None) or s.config.app for name, s in shop.servers.items()
-            }
-            tracers = {name: app.state.telemetry.tracer for name, app in apps.items()}
+            tracers = {name: app.state.telemetry.tracer for name, app in shop.apps.items()}
             return {"tracers": tracers, "saga": await run_saga(shop.gateway_url)}
 
     result = asyncio.run(scenario())

@@ -1,0 +1,104 @@
+"""Access tokens: small clock skew is tolerated, and a refusal says which check failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from microshop.platform.auth import (
+    AUDIENCE,
+    ISSUER,
+    InvalidToken,
+    KeyPair,
+    TokenVerifier,
+    generate_key_pair,
+)
+from microshop.platform.runtime import token_verifier
+from microshop.platform.settings import ServiceSettings
+
+
+def sign(keys: KeyPair, **changes: Any) -> str:
+    now = int(time.time())
+    claims = {"sub": "u-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600}
+    claims.update(changes)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    key = serialization.load_pem_private_key(keys.private_pem.encode(), password=None)
+    return jwt.encode(claims, key, algorithm="EdDSA")  # type: ignore[arg-type]
+
+
+def refusal(verifier: TokenVerifier, token: str) -> str | None:
+    try:
+        verifier.verify(token)
+    except InvalidToken as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("skew", "expected"),
+    [
+        ({"exp": -10}, None),
+        ({"exp": -60}, "the token has expired (exp)"),
+        ({"nbf": 10}, None),
+        ({"nbf": 60}, "the token is not valid yet (nbf)"),
+        ({"iat": 10}, None),
+        ({"iat": 60}, "the token was issued in the future (iat): check the clocks"),
+    ],
+)
+def test_skew_within_the_leeway_is_tolerated_on_each_time_claim(
+    keys: KeyPair, skew: dict[str, int], expected: str | None
+) -> None:
+    [(claim, offset)] = skew.items()
+    token = sign(keys, **{claim: int(time.time()) + offset})
+
+    assert refusal(TokenVerifier(keys.public_pem, leeway_seconds=30), token) == expected
+
+
+def test_without_leeway_a_token_just_expired_is_refused(keys: KeyPair) -> None:
+    token = sign(keys, exp=int(time.time()) - 10)
+
+    assert refusal(TokenVerifier(keys.public_pem, leeway_seconds=0), token) == (
+        "the token has expired (exp)"
+    )
+
+
+def test_the_leeway_comes_from_the_environment(
+    keys: KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MICROSHOP_TOKEN_LEEWAY_SECONDS", "90")
+    verifier = token_verifier(ServiceSettings(jwt_public_key=keys.public_pem))
+
+    assert refusal(verifier, sign(keys, exp=int(time.time()) - 60)) is None
+
+
+@pytest.mark.parametrize(
+    ("token_of", "expected"),
+    [
+        (lambda keys: sign(keys, sub=None), "the token lacks the 'sub' claim"),
+        (lambda keys: sign(keys, iat=None), "the token lacks the 'iat' claim"),
+        (
+            lambda keys: sign(keys, aud="another-shop"),
+            "the token was not issued for this shop (aud)",
+        ),
+        (
+            lambda keys: sign(keys, iss="someone-else"),
+            "the token was not issued by this shop (iss)",
+        ),
+        (lambda keys: sign(keys, iat="yesterday"), "the token's issue time is not a time (iat)"),
+        (
+            lambda keys: sign(generate_key_pair()),
+            "the token's signature does not verify: it was not signed by this shop",
+        ),
+        (
+            lambda keys: jwt.encode({"sub": "u-1"}, "a shared secret", algorithm="HS256"),
+            "the token is not signed with EdDSA",
+        ),
+        (lambda keys: "not-a-jwt", "the token is malformed"),
+    ],
+)
+def test_a_refusal_names_the_check_that_failed(keys: KeyPair, token_of: Any, expected: str) -> None:
+    assert refusal(TokenVerifier(keys.public_pem), token_of(keys)) == expected
