@@ -107,7 +107,7 @@ def wait_serving(service: Service, ready: bool = False) -> None:
         except httpx.HTTPError:
             return False
 
-    wait_until(answers, timeout=90, what=f"{service.name} serving")
+    wait_until(answers, timeout=180, what=f"{service.name} serving")
 
 
 def publish(amqp_url: str, event: OrderCreated | PaymentSucceeded) -> None:
