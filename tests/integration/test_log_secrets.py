@@ -204,7 +204,9 @@ def test_no_failure_of_any_process_prints_a_secret(
                 )
             upstream.close()
             statuses.append(http.get("/api/v1/payments").status_code)
-            assert statuses == [502, 502, 502, 503]
+            # An oversized head is the forwarder's to refuse or pass on (its own limits); the
+            # others are failures whatever the forwarder.
+            assert statuses[0] == 502 and statuses[2:] == [502, 503], statuses
 
             # users: a database error while storing the user's email, name and password hash;
             # and text PostgreSQL cannot store, in a body and in a login form.
