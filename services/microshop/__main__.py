@@ -15,6 +15,7 @@ def _serve_one(name: str) -> None:
 
     from microshop.platform.logs import configure_logging
     from microshop.platform.server import serve as serve_with_limits
+    from microshop.platform.server import serve_metrics_in_background
 
     entry = service(name)
     try:
@@ -33,6 +34,7 @@ def _serve_one(name: str) -> None:
 
         # The gateway has its own HTTP server (gateway/server.py); the others run on uvicorn
         # with platform/server.py's limits and a metrics port.
+        serve_metrics_in_background(app, settings)
         serve.run(app)
         return
     serve_with_limits(app, settings)

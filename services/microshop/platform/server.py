@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import socket
+import threading
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -419,3 +420,16 @@ def _listen(config: uvicorn.Config) -> socket.socket | None:
     except SystemExit:  # uvicorn logged why (the port is taken, or not ours to bind)
         log.error("metrics are not served: port %s cannot be bound", config.port)
         return None
+
+
+def serve_metrics_in_background(app: FastAPI, settings: ServiceSettings) -> None:
+    """The metrics port on a thread of its own, for an app served by another server (the
+    gateway's)."""
+    config = metrics_config(app, settings)
+    listening = None if config is None else _listen(config)
+    if config is None or listening is None:
+        return
+    server = SignalFreeServer(config)
+    threading.Thread(
+        target=server.run, kwargs={"sockets": [listening]}, name="metrics server", daemon=True
+    ).start()
