@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help demo run test test-unit test-integration test-operator chaos lint format lock images e2e manifests chart-crd scan scan-env bench mutants audit contract clean
+.PHONY: help demo run test test-unit test-integration test-operator test-browser screenshots chaos lint format lock images e2e manifests chart-crd scan scan-env bench mutants audit contract clean
 
 help:
 	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
@@ -17,6 +17,8 @@ help:
 	@echo "make test   - lint + every test (unit, integration on PostgreSQL/RabbitMQ, operator)"
 	@echo "make chaos  - the chaos suite's full fault schedule on private servers; prints its table"
 	@echo "make lint   - ruff, ruff format --check, mypy"
+	@echo "make test-browser - the storefront and API docs in Debian's Chromium (/usr/bin/chromium)"
+	@echo "make screenshots  - run the browser tests and keep their screenshots in docs/screenshots"
 	@echo "make images - build the two container images (needs Docker)"
 	@echo "make e2e    - end-to-end on a kind cluster (needs Docker and kind)"
 	@echo "make manifests - regenerate manifests/install.yaml and argocd-cm.yaml from the chart"
@@ -95,6 +97,15 @@ chaos: $(VENV)/.synced
 SCOPE ?= all
 mutants: $(VENV)/.synced
 	$(BIN)/python -m tools.mutants --check --scope $(SCOPE)
+
+# Needs /usr/bin/chromium (apt-get install -y chromium); Playwright's own browsers are never used.
+test-browser: $(VENV)/.synced
+	$(BIN)/python -m pytest -m browser tests/browser
+
+# The README shows these: every page at desktop width and at 375 px, and axe's findings.
+screenshots: $(VENV)/.synced
+	rm -f docs/screenshots/*.png
+	MICROSHOP_SCREENSHOTS_DIR=docs/screenshots $(BIN)/python -m pytest -m browser tests/browser -q
 
 # Images are tagged as the chart and the Shop default expect (ghcr.io/microshop/...:VERSION).
 IMAGE_REGISTRY ?= ghcr.io/microshop

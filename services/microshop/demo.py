@@ -37,6 +37,11 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
                 )
             return response.json()
 
+        storefront = await http.get("/")
+        if storefront.status_code != 200 or "text/html" not in storefront.headers["content-type"]:
+            raise DemoFailed(f"GET /: expected the storefront, got {storefront.status_code}")
+        say(f"0. the storefront answers at {base_url}/ (a browser shops there; this uses the API)")
+
         email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
         say(f"1. register {email}")
         user = await call(
@@ -134,7 +139,7 @@ async def _demo(data_dir: Path) -> None:
     await shop.start()
     try:
         print(f"microshop demo: five services on embedded defaults, gateway at {shop.gateway_url}")
-        print(f"(data in {data_dir}; `make run` keeps a shop serving on http://127.0.0.1:8080)\n")
+        print(f"(data in {data_dir}; `make run` keeps a shop serving on http://127.0.0.1:8080/)\n")
         await run_session(shop.gateway_url)
         print("\ndemo finished: one order PAID with one notification, one PAYMENT_FAILED.")
     finally:

@@ -151,9 +151,8 @@ class StandaloneShop:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         log.info("microshop is serving on %s (Ctrl-C stops it)", self.gateway_url)
-        print(
-            f"microshop standalone: gateway on {self.gateway_url}  (docs: {self.gateway_url}/docs)"
-        )
+        print(f"microshop standalone: the storefront is on {self.gateway_url}/")
+        print(f"  API {self.gateway_url}/api/v1, docs {self.gateway_url}/docs")
         metrics = ", ".join(f"{name} :{port}" for name, port in self.ports.metrics.items())
         print(f"metrics (GET /metrics): {metrics}")
         print("press Ctrl-C to stop", flush=True)

@@ -1,4 +1,4 @@
-"""With CI=true a missing PostgreSQL or RabbitMQ fails the integration tests instead of skipping."""
+"""With CI=true a missing PostgreSQL, RabbitMQ or Chromium fails its tests instead of skipping."""
 
 from __future__ import annotations
 
@@ -52,3 +52,18 @@ def test_a_missing_server_fails_under_ci_and_skips_otherwise(
     locally = run_integration(tmp_path, **{variable: unreachable})
     assert locally.returncode == 0, locally.stdout
     assert "1 skipped" in locally.stdout
+
+
+def test_a_missing_chromium_fails_the_browser_tests_under_ci_and_skips_them_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.browser.support import chromium_or_skip
+
+    monkeypatch.setenv("MICROSHOP_TEST_CHROMIUM", str(tmp_path / "no-chromium"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"CI=true: .*no-chromium is missing"):
+        chromium_or_skip()
+
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        chromium_or_skip()

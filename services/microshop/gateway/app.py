@@ -1,5 +1,5 @@
 """The gateway's app: the /api/v1 forwarder and, for every other path, a FastAPI app (health,
-readiness, the public API docs) that owns the forwarder's upstream pools in its lifespan."""
+readiness, API docs, the storefront) that owns the forwarder's upstream pools in its lifespan."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from microshop.gateway.apidocs import mount_api_docs
 from microshop.gateway.forwarder import Forwarder
 from microshop.gateway.openapi import install_public_openapi
 from microshop.gateway.routes import RouteTable
 from microshop.gateway.settings import GatewaySettings
+from microshop.gateway.storefront import mount_storefront
 from microshop.gateway.tokens import VerifiedTokens
 from microshop.gateway.upstream import PoolSettings, UpstreamError, Upstreams
 from microshop.platform.auth import TokenVerifier
@@ -97,6 +99,9 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier | None = None)
         settings=settings,
         version="1.0.0",
         lifespan=lifespan,
+        # FastAPI's own docs pages load Swagger UI and ReDoc from a CDN; ours are served here.
+        docs_url=None,
+        redoc_url=None,
         readiness=_upstream_readiness(upstreams, settings.readiness_timeout_seconds),
     )
     telemetry: ServiceTelemetry = app.state.telemetry
@@ -111,4 +116,6 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier | None = None)
         settings.upstream_timeout_seconds,
     )
     install_public_openapi(app)
+    mount_api_docs(app)
+    mount_storefront(app)
     return app

@@ -1,0 +1,232 @@
+"""A person's whole purchase in the storefront: catalog, cart, sign-up, checkout, live status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.shop import ShopThread
+from tests.browser.support import (
+    PASSWORD,
+    TIMES,
+    Accessibility,
+    add_from_catalog,
+    new_email,
+    order_id_of,
+    shoot,
+    sign_up,
+    stored_token,
+    tab_to,
+)
+
+
+def test_a_paid_purchase_from_the_catalog_to_the_notification(
+    page: Page, shop: ShopThread, accessibility: Accessibility, screenshots: Path
+) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("The microshop store")
+    expect(page.get_by_role("list", name="Products").get_by_role("listitem")).to_have_count(6)
+    expect(page.get_by_role("listitem").filter(has_text="Classic mug")).to_contain_text("€12.00")
+    accessibility.check(page, "catalog")
+    shoot(page, screenshots, "catalog")
+
+    add_from_catalog(page, "Classic mug")
+    page.get_by_role("link", name="Sticker pack (5)").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sticker pack (5)")
+    page.get_by_label("Quantity").fill("3")
+    page.get_by_role("button", name="Add to cart").click()
+    expect(page.get_by_role("status")).to_contain_text(f"3 {TIMES} Sticker pack (5) added")
+    accessibility.check(page, "product")
+    shoot(page, screenshots, "product")
+
+    # The cart is the browser's: it survives a reload, and its prices come from the catalog.
+    page.reload()
+    nav = page.get_by_role("navigation", name="Main")
+    cart_link = nav.get_by_role("link", name="Cart")
+    expect(cart_link).to_have_accessible_name("Cart 4 items")
+    cart_link.click()
+    lines = page.get_by_role("list", name="Items in your cart").get_by_role("listitem")
+    expect(lines).to_have_count(2)
+    expect(lines.filter(has_text="Sticker pack (5)")).to_contain_text("€13.50")
+    expect(page.locator(".cart-summary")).to_contain_text("Total €25.50")
+    accessibility.check(page, "cart")
+    shoot(page, screenshots, "cart")
+
+    # Checking out needs an account: log in first, or sign up, and come back to checkout.
+    page.get_by_role("link", name="Check out").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
+    expect(page.get_by_text("Please log in to continue.")).to_be_visible()
+    accessibility.check(page, "login")
+    shoot(page, screenshots, "login")
+    page.get_by_role("link", name="Create an account").click()
+    accessibility.check(page, "signup")
+    shoot(page, screenshots, "signup")
+    page.get_by_label("Name").fill("Ada Lovelace")
+    page.get_by_label("Email").fill(new_email())
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check out")
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    methods = page.get_by_role("group", name="Payment method")
+    expect(methods.get_by_role("radio")).to_have_count(4)
+    expect(methods).to_contain_text("no real card is charged")
+    expect(methods.get_by_role("radio", name="Test card: declined")).to_have_accessible_description(
+        "The bank declines the charge; the order ends as payment failed. pm_card_chargeDeclined"
+    )
+    accessibility.check(page, "checkout")
+    shoot(page, screenshots, "checkout")
+
+    placed: list[Any] = []
+    page.on("response", lambda r: placed.append(r) if r.request.method == "POST" else None)
+    documents: list[str] = []
+    page.on("framenavigated", lambda frame: documents.append(frame.url))
+    methods.get_by_role("radio", name="Test Visa card").check()
+    page.get_by_role("button", name="Place order · €25.50").click()
+
+    # The order page follows the order live: PENDING when placed, PAID without a reload.
+    status = page.locator(".order-status")
+    expect(status).to_have_text("Paid. Thank you for your order!")
+    order_response = next(r for r in placed if r.url.endswith("/api/v1/orders"))
+    order_id = order_response.json()["id"]
+    assert order_response.status == 202
+    assert order_response.json()["status"] == "PENDING"
+    assert order_id_of(page) == order_id
+    assert documents == [page.url], f"the page was reloaded: {documents}"
+    expect(page.get_by_text("Payment: €25.50 charged.")).to_be_visible()
+    expect(page.get_by_role("table")).to_contain_text("Sticker pack (5)")
+    accessibility.check(page, "order")
+    shoot(page, screenshots, "order-paid")
+
+    # The cart was emptied by the order; the history shows it with its status and total.
+    expect(cart_link).to_have_accessible_name("Cart")
+    nav.get_by_role("link", name="Orders").click()
+    row = page.get_by_role("list", name="Orders").get_by_role("listitem")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("€25.50")
+    expect(row).to_contain_text("Paid")
+    expect(row).to_contain_text("4 items")
+    accessibility.check(page, "orders")
+    shoot(page, screenshots, "orders")
+
+    nav.get_by_role("link", name="Notifications").click()
+    notes = page.get_by_role("list", name="Notifications").get_by_role("listitem")
+    expect(notes).to_have_count(1)
+    expect(notes).to_contain_text("25.50 EUR")
+    accessibility.check(page, "notifications")
+    shoot(page, screenshots, "notifications")
+    notes.get_by_role("link", name="See the order").click()
+    assert order_id_of(page) == order_id
+
+    # Logging out forgets the token: the tab's storage no longer has it, and pages that need
+    # an account ask to log in again.
+    assert stored_token(page) is not None
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("status")).to_have_text("You are logged out.")
+    assert stored_token(page) is None
+    assert page.evaluate("() => sessionStorage.length") == 0
+    page.goto("/orders")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
+
+
+@pytest.mark.parametrize(
+    ("method", "reason"),
+    [
+        ("Test card: declined", "The card was declined."),
+        ("Test card: insufficient funds", "The card has insufficient funds."),
+    ],
+)
+def test_a_failed_payment_says_why_and_offers_another_try(
+    page: Page, screenshots: Path, accessibility: Accessibility, method: str, reason: str
+) -> None:
+    sign_up(page)
+    page.goto("/")
+    add_from_catalog(page, "Grey hoodie")
+    page.goto("/checkout")
+    page.get_by_role("radio", name=method).check()
+    page.get_by_role("button", name="Place order · €59.00").click()
+
+    expect(page.locator(".order-status")).to_have_text(f"Payment failed: {reason}")
+    expect(page.get_by_text(f"Payment: €59.00 declined ({reason})")).to_be_visible()
+    if "declined" in method:
+        accessibility.check(page, "order-failed")
+        shoot(page, screenshots, "order-failed")
+
+    page.get_by_role("button", name="Try again with another payment method").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check out")
+    expect(page.locator(".order-summary")).to_contain_text(f"1 {TIMES} Grey hoodie")
+    page.get_by_role("button", name="Place order · €59.00").click()
+    expect(page.locator(".order-status")).to_have_text("Paid. Thank you for your order!")
+    page.goto("/orders")
+    rows = page.get_by_role("list", name="Orders").get_by_role("listitem")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Paid")
+    expect(rows.last).to_contain_text("Payment failed")
+
+
+def test_a_double_click_on_place_order_makes_one_order(page: Page) -> None:
+    sign_up(page)
+    page.goto("/")
+    add_from_catalog(page, "A5 notebook")
+    page.goto("/checkout")
+    keys: list[str | None] = []
+    page.on(
+        "request",
+        lambda r: (
+            keys.append(r.headers.get("idempotency-key"))
+            if r.method == "POST" and r.url.endswith("/api/v1/orders")
+            else None
+        ),
+    )
+    page.get_by_role("button", name="Place order · €8.99").dblclick()
+    expect(page.locator(".order-status")).to_have_text("Paid. Thank you for your order!")
+    assert keys and len(set(keys)) == 1 and keys[0], keys
+    page.goto("/orders")
+    expect(page.get_by_role("list", name="Orders").get_by_role("listitem")).to_have_count(1)
+
+
+def test_a_keyboard_alone_can_buy(page: Page) -> None:
+    page.goto("/")
+    tab_to(page, page.get_by_role("button", name="Add to cart: Classic mug"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Classic mug added to your cart.")
+    tab_to(page, page.get_by_role("navigation", name="Main").get_by_role("link", name="Cart"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("link", name="Check out"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("link", name="Create an account"))
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_label("Name"))
+    page.keyboard.type("Grace Hopper")
+    page.keyboard.press("Tab")
+    page.keyboard.type(new_email("grace"))
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check out")
+    tab_to(page, page.get_by_role("radio", name="Test Visa card"))
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("radio", name="Test Mastercard")).to_be_checked()
+    tab_to(page, page.get_by_role("button", name="Place order · €12.00"))
+    page.keyboard.press("Enter")
+    expect(page.locator(".order-status")).to_have_text("Paid. Thank you for your order!")
+    expect(page.get_by_text("Test Mastercard")).to_be_visible()
+
+
+def test_the_home_page_loads_under_200_kb_compressed(page: Page) -> None:
+    page.goto("/")
+    expect(page.locator(".product-grid img")).to_have_count(6)
+    page.wait_for_load_state("networkidle")
+    entries = page.evaluate(
+        """() => [...performance.getEntriesByType('navigation'),
+                  ...performance.getEntriesByType('resource')]
+                 .map(e => ({name: e.name, transfer: e.transferSize, body: e.decodedBodySize}))"""
+    )
+    transferred = sum(e["transfer"] for e in entries)
+    print(f"home page: {len(entries)} responses, {transferred} bytes transferred")
+    assert all(e["transfer"] > 0 for e in entries), entries  # nothing came from a cache
+    assert transferred < 200 * 1024, entries
