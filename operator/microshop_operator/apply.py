@@ -16,11 +16,13 @@ import json
 import ssl
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import kopf
+import tenacity
 
 from microshop_operator import constants as c
 
@@ -44,6 +46,43 @@ PLURALS: dict[tuple[str, str], str] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "servicemonitors",
     (c.API_VERSION, c.KIND): c.PLURAL,
 }
+
+
+class CredentialsRenewed(Exception):
+    """A 401 after which new credentials were found: the request is worth sending again."""
+
+
+# What is worth sending again: the API server shedding load (429 from API priority and
+# fairness), unavailable or timing out (503, 504), the connection failing, or credentials
+# renewed after a 401. client-go's rest client retries the same statuses (IsRetryableError
+# and checkWait in k8s.io/client-go/rest/request.go). Anything else (a 4xx refusal, a 500)
+# goes to the reconcile, which reports it and is retried by kopf.
+RETRIED_STATUSES = frozenset({429, 503, 504})
+
+
+def worth_retrying(error: BaseException) -> bool:
+    if isinstance(error, ApiError):
+        return error.status in RETRIED_STATUSES
+    return isinstance(error, CredentialsRenewed | aiohttp.ClientConnectionError | TimeoutError)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how patiently one API call is retried (from OperatorConfig)."""
+
+    attempts: int = 4
+    first_seconds: float = 0.2
+    max_seconds: float = 5.0
+
+    def retrying(self) -> tenacity.AsyncRetrying:
+        return tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=tenacity.wait_exponential(
+                multiplier=self.first_seconds, min=self.first_seconds, max=self.max_seconds
+            ),
+            retry=tenacity.retry_if_exception(worth_retrying),
+            reraise=True,
+        )
 
 
 class ApiError(Exception):
@@ -71,13 +110,15 @@ class KubernetesApi:
         *,
         timeout: aiohttp.ClientTimeout,
         relogin: Callable[[], kopf.ConnectionInfo | None] | None = None,
+        retry: Retry | None = None,
     ) -> None:
         self._files = tempfile.TemporaryDirectory(prefix="microshop-operator-")
         self._server = info.server.rstrip("/")
         self._credentials = info.as_http_headers()
         # Service account tokens are rotated by the kubelet: on a 401 log in again (re-reading
-        # the token file or kubeconfig, as kopf's own client does) and retry once.
+        # the token file or kubeconfig, as kopf's own client does) and retry.
         self._relogin = relogin
+        self._retry = retry or Retry()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self._ssl(info)),
             timeout=timeout,
@@ -120,30 +161,45 @@ class KubernetesApi:
         content_type: str = "application/json",
         params: dict[str, str] | None = None,
     ) -> Obj:
-        for attempt in (1, 2):
-            async with self._session.request(
-                method,
-                self._server + url,
-                data=None if body is None else json.dumps(body),
-                headers={
-                    **self._credentials,
-                    "Content-Type": content_type,
-                    "Accept": "application/json",
-                },
-                params=params,
-            ) as response:
-                payload = await response.json(content_type=None) if await response.read() else {}
-                if response.status == 401 and attempt == 1 and self._renew_credentials():
-                    continue
-                if response.status >= 400:
-                    raise ApiError(
-                        response.status,
-                        str(payload.get("reason", response.reason)),
-                        str(payload.get("message", "")),
-                    )
-                result: Obj = payload
-                return result
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        """One API call, retried by tenacity as `retry` configures it (see `Retry`)."""
+        try:
+            async for attempt in self._retry.retrying():
+                with attempt:
+                    return await self._send(method, url, body, content_type, params)
+        except CredentialsRenewed:
+            raise ApiError(401, "Unauthorized", "renewed credentials were refused too") from None
+        raise AssertionError("unreachable: tenacity returns the result or re-raises")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        body: Any,
+        content_type: str,
+        params: dict[str, str] | None,
+    ) -> Obj:
+        async with self._session.request(
+            method,
+            self._server + url,
+            data=None if body is None else json.dumps(body),
+            headers={
+                **self._credentials,
+                "Content-Type": content_type,
+                "Accept": "application/json",
+            },
+            params=params,
+        ) as response:
+            payload = _json(await response.read())
+            if response.status == 401 and self._renew_credentials():
+                raise CredentialsRenewed()
+            if response.status >= 400:
+                raise ApiError(
+                    response.status,
+                    str(payload.get("reason", response.reason)),
+                    str(payload.get("message", "")),
+                )
+            result: Obj = payload
+            return result
 
     def _renew_credentials(self) -> bool:
         info = self._relogin() if self._relogin is not None else None
@@ -243,6 +299,15 @@ class KubernetesApi:
         await self._request(
             "PATCH", url, body={"status": status}, content_type="application/merge-patch+json"
         )
+
+
+def _json(raw: bytes) -> Obj:
+    """A response body as JSON; a proxy's HTML error page or an empty body is no Status."""
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _pem(data: str | bytes) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from microshop_operator.apply import Retry
+
 
 class OperatorConfig(BaseSettings):
     """`MICROSHOP_OPERATOR_*` variables; the defaults suit one replica on a real cluster."""
@@ -20,6 +22,12 @@ class OperatorConfig(BaseSettings):
     watch_client_timeout_seconds: float = Field(default=330, gt=0)
     connect_timeout_seconds: float = Field(default=10, gt=0)
     request_timeout_seconds: float = Field(default=30, gt=0)
+    # One API request that failed in a way worth repeating (429, 503, 504, a broken connection,
+    # renewed credentials after a 401) is sent again up to this many times in all, waiting
+    # first, doubling, up to max (tenacity); what still fails goes to the handler's retries.
+    api_retry_attempts: int = Field(default=4, ge=1, le=20)
+    api_retry_first_seconds: float = Field(default=0.2, gt=0)
+    api_retry_max_seconds: float = Field(default=5, gt=0)
     # Handler retries: "not ready yet" and API failures are retried with this backoff.
     retry_backoff_seconds: float = Field(default=5, gt=0)
     # With a name, replicas elect a leader through kopf's peering objects (the peering CRDs
@@ -33,3 +41,11 @@ class OperatorConfig(BaseSettings):
     pod_name: str | None = Field(default=None, validation_alias="POD_NAME")
     # With a port, Prometheus metrics (reconciles by outcome, their duration) are served there.
     metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+
+    @property
+    def api_retry(self) -> Retry:
+        return Retry(
+            attempts=self.api_retry_attempts,
+            first_seconds=self.api_retry_first_seconds,
+            max_seconds=self.api_retry_max_seconds,
+        )

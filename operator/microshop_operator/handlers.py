@@ -1,44 +1,29 @@
-"""Thin kopf handlers: read the Shop, build its children, apply them, report what is seen.
+"""What the kopf handlers call: settings, the API connection, and when a Shop is reconciled.
 
 Every trigger (create, update, resume, the periodic timer, a change to an owned workload)
-runs the same level-triggered `Reconciler.reconcile`: it computes the whole desired state
-and applies it; applying an unchanged object changes nothing, so running it twice is safe.
+runs the same level-triggered reconcile (reconcile.py), serialised per Shop and measured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import logging
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import kopf
 import prometheus_client
 
 from microshop_operator import constants as c
+from microshop_operator import reconcile
 from microshop_operator import status as s
-from microshop_operator.apply import PLURALS, ApiError, KubernetesApi
-from microshop_operator.builders import ShopContext, build_children, build_generated_secrets
-from microshop_operator.builders import components as shop_components
+from microshop_operator.apply import KubernetesApi
 from microshop_operator.config import OperatorConfig
-from microshop_operator.spec import InvalidSpec, parse_shop
 
 Obj = dict[str, Any]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
 ShopKey = tuple[str, str]  # (namespace, name)
-
-WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
-
-SERVICE_MONITOR = ("monitoring.coreos.com/v1", "ServiceMonitor")
-# The kinds pruned when the Shop stops wanting one of them: everything the operator applies.
-# Never Secrets: the generated credentials of a database must survive it, because its PVC
-# (retained by default) still holds data that only those credentials open, e.g. when the
-# database goes external and later back. Never PersistentVolumeClaims: the operator does not
-# own them (and PLURALS does not list them). Never the Shop itself.
-PRUNED_KINDS = tuple(
-    kind for kind in PLURALS if kind not in {("v1", "Secret"), (c.API_VERSION, c.KIND)}
-)
 
 RECONCILES = prometheus_client.Counter(
     "microshop_operator_reconciles",
@@ -101,7 +86,7 @@ def connect(settings: kopf.OperatorSettings, config: OperatorConfig) -> Kubernet
     timeout = aiohttp.ClientTimeout(
         total=config.request_timeout_seconds, connect=config.connect_timeout_seconds
     )
-    return KubernetesApi(info, timeout=timeout, relogin=login)
+    return KubernetesApi(info, timeout=timeout, relogin=login, retry=config.api_retry)
 
 
 @dataclasses.dataclass
@@ -121,26 +106,20 @@ class Reconciler:
         # kept for metrics, never read to decide what to apply.
         self._conditions: dict[ShopKey, dict[str, str]] = {}
 
-    async def reconcile(
-        self, shop: Obj, logger: logging.Logger | logging.LoggerAdapter[Any]
-    ) -> None:
+    async def reconcile(self, shop: Obj, logger: Logger) -> None:
         """Apply the Shop's whole desired state and report it; raises for kopf's retries."""
         state = self._state(shop)
         async with state.lock:
             await self._measured(shop, state, logger)
 
-    async def reconcile_periodically(
-        self, shop: Obj, logger: logging.Logger | logging.LoggerAdapter[Any]
-    ) -> None:
+    async def reconcile_periodically(self, shop: Obj, logger: Logger) -> None:
         """The timer's run: an invalid Shop is already reported in its status, so stay quiet."""
         try:
             await self.reconcile(shop, logger)
         except kopf.PermanentError as error:
             logger.debug(f"periodic reconcile: {error}")
 
-    async def reconcile_owner(
-        self, namespace: str, name: str, logger: logging.Logger | logging.LoggerAdapter[Any]
-    ) -> None:
+    async def reconcile_owner(self, namespace: str, name: str, logger: Logger) -> None:
         """A child changed: reconcile its Shop, coalescing bursts into one pending run."""
         state = self._shops.setdefault((namespace, name), _ShopState())
         if state.pending:
@@ -173,9 +152,7 @@ class Reconciler:
     def _state(self, shop: Obj) -> _ShopState:
         return self._shops.setdefault(_key(shop), _ShopState())
 
-    async def _measured(
-        self, shop: Obj, state: _ShopState, logger: logging.Logger | logging.LoggerAdapter[Any]
-    ) -> None:
+    async def _measured(self, shop: Obj, state: _ShopState, logger: Logger) -> None:
         namespace, name = _key(shop)
         outcome, reason = "error", "Unexpected"
         with RECONCILE_SECONDS.labels(namespace, name).time():
@@ -196,202 +173,14 @@ class Reconciler:
                 if outcome != "success":
                     RECONCILE_ERRORS.labels(namespace, name, reason).inc()
 
-    async def _reconcile(
-        self,
-        shop: Obj,
-        state: _ShopState,
-        logger: logging.Logger | logging.LoggerAdapter[Any],
-    ) -> None:
-        generation = int(shop["metadata"].get("generation") or 0)
+    async def _reconcile(self, shop: Obj, state: _ShopState, logger: Logger) -> None:
+        def remember(status: Obj) -> None:
+            self._conditions[_key(shop)] = {
+                str(item["type"]): str(item["status"]) for item in status.get("conditions", [])
+            }
+            self._count_shops()
 
-        # 1. Refuse an invalid Shop before anything is applied.
-        try:
-            spec = parse_shop(shop)
-            children = [_owned(child, shop) for child in build_children(shop)]
-        except InvalidSpec as error:
-            await self._report(
-                shop, s.Observation(generation, problem=(s.Reason.INVALID_SPEC, error.message))
-            )
-            raise kopf.PermanentError(f"invalid Shop: {error.message}") from error
-
-        # 2. Paused: observe and report, change nothing.
-        if spec.paused:
-            observed = await self._observe_workloads(shop)
-            await self._report(shop, self._observation(shop, generation, observed, paused=True))
-            return
-
-        # 3. Generated Secrets first, each created once and never rotated.
-        # None: no ServiceMonitor wanted; else whether its kind is served (the CRD installed).
-        monitoring: bool | None = None
-        try:
-            # Look before generating: in the steady state every reconcile finds them all and
-            # draws no key material at all.
-            missing = [
-                secret["metadata"]["name"]
-                for secret in build_generated_secrets(shop, generate=False)
-                if await self.api.get("v1", "Secret", _key(shop)[0], secret["metadata"]["name"])
-                is None
-            ]
-            fresh = build_generated_secrets(shop, generate=True) if missing else []
-            for secret in (s for s in fresh if s["metadata"]["name"] in missing):
-                if await self.api.create_if_absent(_owned(secret, shop)):
-                    kopf.event(
-                        _body(shop),
-                        type="Normal",
-                        reason="Created",
-                        message=f"Secret {secret['metadata']['name']}",
-                    )
-            # 4. Every other child, in the builders' order, under one field manager; a
-            #    ServiceMonitor only where its CRD is served (else it would fail forever).
-            monitoring_served = await self.api.serves(*SERVICE_MONITOR)
-            if any((o["apiVersion"], o["kind"]) == SERVICE_MONITOR for o in children):
-                monitoring = monitoring_served
-            if monitoring is False:
-                children = [o for o in children if (o["apiVersion"], o["kind"]) != SERVICE_MONITOR]
-            applied: dict[tuple[str, str], Obj] = {}
-            changed: list[str] = []
-            for child in children:
-                result = await self.api.apply(child)
-                ident = f"{child['kind']}/{child['metadata']['name']}"
-                version = str(result.get("metadata", {}).get("resourceVersion", ""))
-                if state.versions.get(ident) != version:
-                    changed.append(ident)
-                    state.versions[ident] = version
-                applied[child["kind"], child["metadata"]["name"]] = result
-            # 5. Delete the children the Shop no longer wants (an HPA once autoscaling is off,
-            #    the Ingress once it is removed, a database's objects once it is external).
-            await self._prune(shop, children, served_monitoring=monitoring_served)
-        except (ApiError, aiohttp.ClientError, TimeoutError) as error:
-            message = (
-                f"{error.reason}: {error.message}"
-                if isinstance(error, ApiError)
-                else f"the API did not answer: {error!r}"
-            )
-            await self._report(
-                shop,
-                s.Observation(
-                    generation,
-                    problem=(s.Reason.APPLY_FAILED, message),
-                    service_monitor=monitoring,
-                ),
-            )
-            raise kopf.TemporaryError(f"apply failed: {message}") from error
-        if changed:
-            logger.info(f"applied {len(changed)} changed object(s): {', '.join(changed)}")
-            kopf.event(_body(shop), type="Normal", reason="Applied", message=_summary(changed))
-
-        # 6. Report what the applied workloads say about themselves.
-        await self._report(
-            shop, self._observation(shop, generation, applied, service_monitor=monitoring)
-        )
-
-    async def _prune(self, shop: Obj, children: list[Obj], *, served_monitoring: bool) -> None:
-        """Delete what this Shop made earlier and no longer wants (never Secrets, never PVCs).
-
-        Only objects labelled as this Shop's and managed by the operator, and owned (by uid)
-        by this very Shop: a namesake's leftovers or someone else's objects are never touched.
-        A database switched to external loses its StatefulSet but never its data: the
-        StatefulSet is first told to retain its PVCs (spec.pvcDeletionPolicy: Delete is about
-        deleting the Shop, not about moving one database out of it).
-        """
-        namespace, name = _key(shop)
-        uid = shop["metadata"].get("uid")
-        wanted = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in children}
-        selector = f"{c.LABEL_INSTANCE}={name},{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
-        for api_version, kind in PRUNED_KINDS:
-            if (api_version, kind) == SERVICE_MONITOR and not served_monitoring:
-                continue  # not served: nothing of that kind can exist
-            for obj in await self.api.list_objects(api_version, kind, namespace, selector):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not uid or not any(ref.get("uid") == uid for ref in refs):
-                    continue
-                if (api_version, kind, obj["metadata"]["name"]) in wanted:
-                    continue
-                if kind == "StatefulSet":
-                    await self.api.retain_volumes(obj)
-                if await self.api.delete(obj):
-                    kopf.event(
-                        _body(shop),
-                        type="Normal",
-                        reason="Deleted",
-                        message=f"{kind} {obj['metadata']['name']}: no longer in the spec",
-                    )
-
-    async def _observe_workloads(self, shop: Obj) -> dict[tuple[str, str], Obj]:
-        namespace = shop["metadata"]["namespace"]
-        found: dict[tuple[str, str], Obj] = {}
-        for component in shop_components(shop):
-            body = await self.api.get("apps/v1", component.kind, namespace, component.name)
-            if body is not None:
-                found[component.kind, component.name] = body
-        return found
-
-    def _observation(
-        self,
-        shop: Obj,
-        generation: int,
-        observed: dict[tuple[str, str], Obj],
-        *,
-        paused: bool = False,
-        service_monitor: bool | None = None,
-    ) -> s.Observation:
-        desired = {(o["kind"], o["metadata"]["name"]): o for o in build_children(shop)}
-        readiness = {
-            component.key: s.workload_readiness(
-                observed.get((component.kind, component.name)),
-                desired.get((component.kind, component.name)),
-            )
-            for component in shop_components(shop)
-        }
-        gateway = observed.get(("Service", ShopContext.of(shop).names.service(c.GATEWAY)))
-        return s.Observation(
-            generation=generation,
-            components=readiness,
-            gateway_endpoint=gateway_endpoint(shop, gateway),
-            paused=paused,
-            service_monitor=service_monitor,
-        )
-
-    async def _report(self, shop: Obj, observation: s.Observation) -> None:
-        previous = shop.get("status")
-        status = s.build_status(observation, previous, _now())
-        for flipped in s.flips(previous, status):
-            degraded = flipped["type"] == s.DEGRADED and flipped["status"] == "True"
-            if degraded or flipped["reason"] == s.Reason.SERVICE_MONITOR_UNAVAILABLE:
-                kopf.event(
-                    _body(shop),
-                    type="Warning",
-                    reason=flipped["reason"],
-                    message=flipped["message"],
-                )
-            elif observation.problem is not None:
-                continue  # Ready and Progressing share the problem's reason: one Warning says it
-            elif flipped["type"] == s.READY or flipped["reason"] == s.Reason.PAUSED:
-                kopf.event(
-                    _body(shop), type="Normal", reason=flipped["reason"], message=flipped["message"]
-                )
-        if status != _comparable(previous):
-            await self.api.patch_status(shop, status)
-        self._conditions[_key(shop)] = {
-            str(c["type"]): str(c["status"]) for c in status.get("conditions", [])
-        }
-        self._count_shops()
-
-
-def gateway_endpoint(shop: Obj, service: Obj | None) -> str | None:
-    """Where the shop answers: the Ingress host, a load balancer's address, or in-cluster DNS."""
-    ctx = ShopContext.of(shop)
-    ingress = ctx.spec.gateway.ingress
-    if ingress is not None and ingress.host:
-        scheme = "https" if ingress.tls_secret_name else "http"
-        return f"{scheme}://{ingress.host}"
-    if service is None:
-        return None
-    balancers = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
-    if ctx.spec.gateway.service_type == "LoadBalancer" and balancers:
-        address = balancers[0].get("hostname") or balancers[0].get("ip")
-        return f"http://{address}:{c.SERVICE_PORT}"
-    return f"http://{service['metadata']['name']}.{ctx.namespace}.svc:{c.SERVICE_PORT}"
+        await reconcile.reconcile(self.api, shop, state.versions, logger, reported=remember)
 
 
 def owner_of(child: kopf.Body | Obj) -> ShopKey | None:
@@ -403,33 +192,8 @@ def owner_of(child: kopf.Body | Obj) -> ShopKey | None:
     return None
 
 
-def _owned(child: Obj, shop: Obj) -> Obj:
-    # append_owner_reference rather than kopf.adopt: adopt also copies the Shop's labels
-    # onto children, and `microshop render` must print exactly what is applied.
-    kopf.append_owner_reference(child, owner=_body(shop))
-    return child
-
-
-def _body(shop: Obj) -> kopf.Body:
-    """kopf's view of a plain dict, for its event and owner-reference helpers."""
-    return kopf.Body(cast(Any, shop))
-
-
 def _key(shop: Obj) -> ShopKey:
     return shop["metadata"]["namespace"], shop["metadata"]["name"]
 
 
-def _comparable(status: Any) -> Obj | None:
-    return dict(status) if status else None
-
-
-def _summary(changed: list[str]) -> str:
-    shown = ", ".join(changed[:10])
-    return f"applied {shown}" + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-__all__ = ["WORKLOAD_KINDS", "Reconciler", "configure", "connect", "owner_of"]
+__all__ = ["Reconciler", "configure", "connect", "owner_of"]

@@ -1,14 +1,20 @@
 """The Shop's status as a report: conditions, observedGeneration, components, gateway endpoint.
 
 Pure functions of what one reconcile observed. Nothing here is read back to decide what to
-create; the previous conditions are only consulted so that `lastTransitionTime` moves when
-a condition's status flips, not on every report.
+create; the previous status is only consulted so that `lastTransitionTime` moves when a
+condition's status flips, not on every report, and so that the patch removes what is gone
+and is skipped when nothing changed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from microshop_operator import constants as c
+
+if TYPE_CHECKING:
+    from microshop_operator.builders.meta import ShopContext
 
 Obj = dict[str, Any]
 
@@ -21,6 +27,9 @@ DEGRADED: Final = "Degraded"
 # the shop itself runs fine without it.
 SERVICE_MONITOR_APPLIED: Final = "ServiceMonitorApplied"
 
+# The keys of `status` this module writes; any other key (none today) is left alone.
+STATUS_KEYS: Final = ("observedGeneration", "conditions", "components", "gateway")
+
 
 class Reason:
     """Every CamelCase reason the operator reports, in one place."""
@@ -31,6 +40,7 @@ class Reason:
     BUS_NOT_READY: Final = "BusNotReady"
     INVALID_SPEC: Final = "InvalidSpec"
     APPLY_FAILED: Final = "ApplyFailed"
+    PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
     PAUSED: Final = "Paused"
     ROLLING_OUT: Final = "RollingOut"
     RECONCILED: Final = "Reconciled"
@@ -41,17 +51,34 @@ class Reason:
 
 @dataclass(frozen=True)
 class Readiness:
+    """One workload as `kubectl rollout status` sees it, plus its ready/desired pod counts.
+
+    `rolled_out`: the controller saw the current generation and every desired pod runs the
+    current template (rollout status's "successfully rolled out"); `stalled`: the Deployment's
+    Progressing condition says ProgressDeadlineExceeded (its message)."""
+
     ready: int
     desired: int
+    rolled_out: bool = True
+    stalled: str | None = None
 
     @property
     def is_ready(self) -> bool:
-        return self.ready >= self.desired
+        return self.rolled_out and self.ready >= self.desired
+
+    def describe(self, key: str) -> str:
+        counts = f"{key} {self.ready}/{self.desired}"
+        # The counts say why unless every pod is ready but not all run the new template.
+        return counts if self.ready < self.desired or self.rolled_out else f"{counts} rolling out"
 
 
 @dataclass(frozen=True)
 class Observation:
-    """What one reconcile saw; `problem` is (reason, message) when it could not apply."""
+    """What one reconcile saw.
+
+    `problem` is (reason, message) when the Shop could not be applied at all (an invalid
+    spec); `failures` names each child (Kind/name) that could not be applied or pruned, and
+    why, while the rest were."""
 
     generation: int
     components: dict[str, Readiness] = field(default_factory=dict)
@@ -60,15 +87,53 @@ class Observation:
     paused: bool = False
     # None: no ServiceMonitor wanted; True: applied; False: its kind is not served.
     service_monitor: bool | None = None
+    failures: tuple[tuple[str, str], ...] = ()
 
 
 def workload_readiness(observed: Obj | None, desired: Obj | None) -> Readiness:
-    """Ready pods out of wanted pods for a Deployment or StatefulSet (missing: none ready)."""
+    """A Deployment's or StatefulSet's readiness, as `kubectl rollout status` decides it.
+
+    The rules of kubectl's DeploymentStatusViewer and StatefulSetStatusViewer
+    (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go): the controller has observed
+    the current generation; a Deployment has `updatedReplicas` = desired, no old replicas
+    left (`replicas` = `updatedReplicas`) and `availableReplicas` = `updatedReplicas`, and
+    is stalled once its Progressing condition says ProgressDeadlineExceeded; a StatefulSet has
+    `readyReplicas` = desired and `currentRevision` = `updateRevision`. A missing workload
+    has no pod ready and is not rolled out.
+    """
     wanted = _replicas(desired) if desired is not None else None
     if wanted is None:
         wanted = _replicas(observed) if observed is not None else None
-    ready = int(((observed or {}).get("status") or {}).get("readyReplicas") or 0)
-    return Readiness(ready=ready, desired=1 if wanted is None else wanted)
+    replicas = 1 if wanted is None else wanted
+    if observed is None:
+        return Readiness(ready=0, desired=replicas, rolled_out=False)
+    status = observed.get("status") or {}
+    ready = int(status.get("readyReplicas") or 0)
+    generation = int((observed.get("metadata") or {}).get("generation") or 0)
+    seen = int(status.get("observedGeneration") or 0)
+    current = seen >= generation and seen > 0
+    if observed.get("kind") == "StatefulSet":
+        revision = status.get("updateRevision")
+        rolled_out = (
+            current
+            and ready >= replicas
+            and (revision is None or status.get("currentRevision") == revision)
+        )
+        return Readiness(ready=ready, desired=replicas, rolled_out=rolled_out)
+    updated = int(status.get("updatedReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    rolled_out = current and updated >= replicas and total <= updated and available >= updated
+    stalled = None
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Progressing" and (
+            condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            stalled = str(condition.get("message") or "progress deadline exceeded")
+    # A deadline passed for an older generation says nothing about the one just applied.
+    return Readiness(
+        ready=ready, desired=replicas, rolled_out=rolled_out, stalled=stalled if current else None
+    )
 
 
 def _replicas(workload: Obj) -> int | None:
@@ -76,17 +141,45 @@ def _replicas(workload: Obj) -> int | None:
     return int(replicas) if replicas is not None else None
 
 
-def conditions(observation: Observation) -> list[tuple[str, str, str, str]]:
+def gateway_endpoint(ctx: ShopContext, service: Obj | None) -> str | None:
+    """Where the shop answers: the Ingress host, a load balancer's address, or in-cluster DNS."""
+    ingress = ctx.spec.gateway.ingress
+    if ingress is not None and ingress.host:
+        scheme = "https" if ingress.tls_secret_name else "http"
+        return f"{scheme}://{ingress.host}"
+    if service is None:
+        return None
+    balancers = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    if ctx.spec.gateway.service_type == "LoadBalancer" and balancers:
+        address = balancers[0].get("hostname") or balancers[0].get("ip")
+        return f"http://{address}:{c.SERVICE_PORT}"
+    return f"http://{service['metadata']['name']}.{ctx.namespace}.svc:{c.SERVICE_PORT}"
+
+
+Condition = tuple[str, str, str, str]
+
+
+def conditions(observation: Observation) -> list[Condition]:
     """(type, status, reason, message) for Ready, Progressing and Degraded."""
     if observation.problem is not None:
         reason, message = observation.problem
+        return _failed(observation, reason, message)
+    if observation.failures:
+        message = _describe_failures(observation.failures)
+        return _failed(observation, Reason.APPLY_FAILED, message)
+    waiting = {key: r for key, r in observation.components.items() if not r.is_ready}
+    stalled = {key: r for key, r in waiting.items() if r.stalled is not None}
+    if stalled:
+        # The rollout needs a person (a crash-looping or unpullable version): the old pods
+        # keep serving, the Shop is not Ready and says which component is stuck.
+        message = "; ".join(f"{key}: {r.stalled}" for key, r in stalled.items())
+        described = _describe(waiting)
         return [
-            (READY, "False", reason, message),
-            (PROGRESSING, "False", reason, message),
-            (DEGRADED, "True", reason, message),
+            (READY, "False", Reason.PROGRESS_DEADLINE_EXCEEDED, f"{message} ({described})"),
+            (PROGRESSING, "False", Reason.PROGRESS_DEADLINE_EXCEEDED, message),
+            (DEGRADED, "True", Reason.PROGRESS_DEADLINE_EXCEEDED, message),
             *_service_monitor(observation),
         ]
-    waiting = {key: r for key, r in observation.components.items() if not r.is_ready}
     if not waiting:
         ready = (READY, "True", Reason.ALL_COMPONENTS_READY, "every component is ready")
     else:
@@ -106,7 +199,20 @@ def conditions(observation: Observation) -> list[tuple[str, str, str, str]]:
     return [ready, progressing, degraded, *_service_monitor(observation)]
 
 
-def _service_monitor(observation: Observation) -> list[tuple[str, str, str, str]]:
+def _failed(observation: Observation, reason: str, message: str) -> list[Condition]:
+    return [
+        (READY, "False", reason, message),
+        (PROGRESSING, "False", reason, message),
+        (DEGRADED, "True", reason, message),
+        *_service_monitor(observation),
+    ]
+
+
+def _describe_failures(failures: tuple[tuple[str, str], ...]) -> str:
+    return "not applied: " + "; ".join(f"{child}: {why}" for child, why in failures)
+
+
+def _service_monitor(observation: Observation) -> list[Condition]:
     if observation.service_monitor is None:
         return []
     if observation.service_monitor:
@@ -132,7 +238,7 @@ def _not_ready_reason(waiting: dict[str, Readiness]) -> str:
 
 
 def _describe(waiting: dict[str, Readiness]) -> str:
-    return "not ready: " + ", ".join(f"{k} {r.ready}/{r.desired}" for k, r in waiting.items())
+    return "not ready: " + ", ".join(r.describe(k) for k, r in waiting.items())
 
 
 def build_status(observation: Observation, previous: Obj | None, now: str) -> Obj:
@@ -161,6 +267,27 @@ def build_status(observation: Observation, previous: Obj | None, now: str) -> Ob
     if observation.gateway_endpoint:
         status["gateway"] = {"endpoint": observation.gateway_endpoint}
     return status
+
+
+def status_patch(previous: Obj | None, current: Obj) -> Obj | None:
+    """The JSON merge patch (RFC 7386) that turns `previous` into `current`, None if equal.
+
+    A merge patch merges objects key by key, so a component or stanza that is gone has to be
+    sent as null to be removed; lists (conditions) are replaced whole."""
+    old = previous or {}
+    patch: Obj = {}
+    for key in STATUS_KEYS:
+        if key not in current:
+            if old.get(key) is not None:
+                patch[key] = None
+        elif key == "components" and isinstance(old.get(key), dict):
+            gone = {name: None for name in old[key] if name not in current[key]}
+            changed = {k: v for k, v in current[key].items() if old[key].get(k) != v}
+            if gone or changed:
+                patch[key] = {**gone, **changed}
+        elif old.get(key) != current[key]:
+            patch[key] = current[key]
+    return patch or None
 
 
 def flips(previous: Obj | None, current: Obj) -> list[Obj]:

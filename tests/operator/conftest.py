@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,9 @@ def module_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]
 
 
 @pytest.fixture()
-def namespace(module_api: RunningApi) -> str:
+def namespace(module_api: RunningApi) -> Iterator[str]:
+    """A namespace of the test's own, torn down after it (with every Shop in it), so nothing a
+    test leaves behind (a Shop counted in a gauge, a child) can satisfy a later test."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     # `kubectl create namespace` speaks protobuf, which the emulator does not; apply speaks JSON.
     module_api.kubectl(
@@ -42,7 +45,27 @@ def namespace(module_api: RunningApi) -> str:
         "-",
         input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n",
     )
-    return name
+    yield name
+    tear_down(module_api, name)
+
+
+def tear_down(api: RunningApi, namespace: str, patience: float = 20) -> None:
+    """Delete the namespace and wait until it is gone. The operator removes its finalizer from
+    each Shop being deleted; where no operator runs any more (a test that stopped its own),
+    the finalizers are removed by hand after `patience` seconds, as an admin would."""
+    api.kubectl("delete", "namespace", namespace, "--wait=false", "--ignore-not-found")
+    path = f"/api/v1/namespaces/{namespace}"
+    deadline, stripped = time.monotonic() + patience, False
+    while api.get(path) is not None:
+        if time.monotonic() > deadline:
+            assert not stripped, f"namespace {namespace} still there after its Shops were freed"
+            stripped = True
+            shops = api.kubectl("get", "shops", "-n", namespace, "-o", "name", check=False)
+            for shop in shops.split():
+                api.kubectl("patch", shop, "-n", namespace, "--type=merge",
+                            "-p", '{"metadata":{"finalizers":null}}', check=False)  # fmt: skip
+            deadline = time.monotonic() + patience
+        time.sleep(0.1)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -361,6 +361,9 @@ def _scrape(operator: Operator) -> dict[tuple[str, frozenset[tuple[str, str]]], 
 def test_reconciles_are_measured_per_shop_and_shops_counted_by_condition(
     operator: Operator, namespace: str
 ) -> None:
+    """Exact values per label set: every earlier test's namespace (and its Shops) is gone, so
+    the Shops gauge counts these two Shops only, and this namespace's counters carry exactly
+    the outcomes and reasons these two Shops produce."""
     good = shop_manifest(namespace)
     bad = shop_manifest(
         namespace, "broken", services={"users": {"replicas": 2, "autoscaling": {"enabled": True}}}
@@ -369,49 +372,61 @@ def test_reconciles_are_measured_per_shop_and_shops_counted_by_condition(
     with crd_without_cel_rules(operator.api):  # as in the test above
         apply_shop(operator.api, bad)
     wait_until(lambda: all_applied(operator.api, good), timeout=30, what="every child")
-    wait_until(
-        lambda: condition(operator.api, bad, "Degraded").get("status") == "True",
-        what="Degraded",
+    wait_for_condition(operator.api, bad, "Degraded", status="True")
+    wait_for_condition(operator.api, good, "Progressing", status="True")
+
+    def shops_gauge() -> dict[tuple[str, str], float]:
+        return {
+            (labels["condition"], labels["status"]): value
+            for (name, frozen), value in _scrape(operator).items()
+            if name == "microshop_operator_shops"
+            for labels in [dict(frozen)]
+            if value
+        }
+
+    # demo waits for its pods (Ready False, Progressing True); broken is refused.
+    expected = {
+        ("Ready", "False"): 2,
+        ("Progressing", "True"): 1,
+        ("Progressing", "False"): 1,
+        ("Degraded", "False"): 1,
+        ("Degraded", "True"): 1,
+    }
+    gauge = wait_until(
+        lambda: (found := shops_gauge()) == expected or found,
+        what="the Shops gauge to count exactly these two Shops",
         timeout=15,
     )
+    assert gauge is True or gauge == expected, gauge
 
-    def measured() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
-        samples = _scrape(operator)
-        ready = {"namespace": namespace, "shop": "demo", "outcome": "success"}
-        return (
-            samples
-            if samples.get(("microshop_operator_reconciles_total", frozenset(ready.items())))
-            else None
-        )
-
-    samples = wait_until(measured, what="the reconcile to be counted", timeout=15)
-
-    def value(name: str, **labels: str) -> float:
-        return samples.get((name, frozenset(labels.items())), 0.0)
-
-    assert (
-        value("microshop_operator_reconcile_seconds_count", namespace=namespace, shop="demo") >= 1
-    )
-    assert (
-        value(
-            "microshop_operator_reconcile_errors_total",
-            namespace=namespace,
-            shop="broken",
-            reason="InvalidSpec",
-        )
-        >= 1
-    )
-    assert (
-        value(
-            "microshop_operator_reconciles_total",
-            namespace=namespace,
-            shop="broken",
-            outcome="invalid",
-        )
-        >= 1
-    )
-    assert value("microshop_operator_shops", condition="Degraded", status="True") >= 1
-    assert value("microshop_operator_shops", condition="Ready", status="False") >= 2
+    samples = _scrape(operator)
+    mine = {
+        (name, frozenset((k, v) for k, v in labels if k != "namespace")): value
+        for (name, labels), value in samples.items()
+        if ("namespace", namespace) in labels
+    }
+    outcomes = {
+        (dict(labels)["shop"], dict(labels)["outcome"])
+        for (name, labels) in mine
+        if name == "microshop_operator_reconciles_total"
+    }
+    errors = {
+        (dict(labels)["shop"], dict(labels)["reason"])
+        for (name, labels) in mine
+        if name == "microshop_operator_reconcile_errors_total"
+    }
+    assert outcomes == {("demo", "success"), ("broken", "invalid")}
+    assert errors == {("broken", "InvalidSpec")}
+    for shop, outcome in outcomes:
+        counted = mine["microshop_operator_reconciles_total",
+                       frozenset({("shop", shop), ("outcome", outcome)})]  # fmt: skip
+        timed = mine["microshop_operator_reconcile_seconds_count", frozenset({("shop", shop)})]
+        assert counted >= 1
+        assert timed == counted  # every reconcile is timed once, in the same scrape
+    invalid = mine["microshop_operator_reconcile_errors_total",
+                   frozenset({("shop", "broken"), ("reason", "InvalidSpec")})]  # fmt: skip
+    assert invalid == mine["microshop_operator_reconciles_total",
+                           frozenset({("shop", "broken"), ("outcome", "invalid")})]  # fmt: skip
 
 
 def test_a_paused_shop_is_left_alone_and_says_so(operator: Operator, namespace: str) -> None:
@@ -750,3 +765,110 @@ def test_a_database_moved_out_keeps_its_volumes_even_under_a_delete_policy(
     )
     assert held["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
     wait_until(lambda: operator.api.get(database) is None, timeout=20, what="the StatefulSet to go")
+
+
+def status_patches(api: RunningApi, namespace: str, name: str = "demo") -> int:
+    """PATCH requests to this Shop's status subresource so far."""
+    return sum(
+        1
+        for r in list(api.emulator.requests)
+        if r.method == "PATCH"
+        and r.namespace == namespace
+        and r.name == name
+        and r.subresource == "status"
+    )
+
+
+def reconciles(operator: Operator, namespace: str, name: str = "demo") -> float:
+    labels = {"namespace": namespace, "shop": name, "outcome": "success"}
+    return _scrape(operator).get(
+        ("microshop_operator_reconciles_total", frozenset(labels.items())), 0.0
+    )
+
+
+def shop_status(api: RunningApi, namespace: str, name: str = "demo") -> dict[str, Any]:
+    body = api.get(f"{SHOPS.format(ns=namespace)}/{name}") or {}
+    return dict(body.get("status") or {})
+
+
+def test_a_database_moved_out_leaves_the_status_and_an_unchanged_status_is_not_patched(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 13. A JSON merge patch (RFC 7386) merges objects key by key: a component left
+    out of the patch stays, only a null removes it."""
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    mark_workloads_ready(operator.api, shop)
+    wait_for_condition(operator.api, shop, "Ready", status="True")
+    assert "users-db" in shop_status(operator.api, namespace)["components"]
+
+    external = shop_manifest(
+        namespace,
+        databases={"users": {"external": {"secretRef": {"name": "users-db-url", "key": "url"}}}},
+    )
+    apply_shop(operator.api, external)
+    wait_until(
+        lambda: shop_status(operator.api, namespace).get("observedGeneration") == 2,
+        what="the operator to report the new generation",
+        timeout=15,
+    )
+    operator.api.settle()
+
+    components = shop_status(operator.api, namespace)["components"]
+    assert "users-db" not in components
+    assert set(components) == {
+        *("orders-db", "payments-db", "notifications-db", "bus"),
+        *("users", "orders", "payments", "notifications", "gateway"),
+    }
+
+    # Two more reconciles (the timer's, every 5 s) that find nothing changed patch nothing.
+    patched, counted = status_patches(operator.api, namespace), reconciles(operator, namespace)
+    wait_until(
+        lambda: reconciles(operator, namespace) >= counted + 2, timeout=20, what="two reconciles"
+    )
+    assert status_patches(operator.api, namespace) == patched
+
+
+def test_one_child_that_fails_never_blocks_the_others_and_is_named(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 2: a refused child is reported by name and why; the rest are still applied and
+    what is no longer wanted is still pruned."""
+    before = shop_manifest(namespace, gateway={"ingress": {"host": "shop.example.com"}})
+    apply_shop(operator.api, before)
+    wait_until(lambda: all_applied(operator.api, before), timeout=30, what="every child")
+    users = f"/apis/apps/v1/namespaces/{namespace}/deployments/demo-users"
+    operator.api.emulator.fail("PATCH", users, 500, times=None)
+    try:
+        # The users Deployment comes first among the services; the Ingress goes; the
+        # notifications Deployment (applied after users) changes too.
+        after = shop_manifest(
+            namespace,
+            services={"users": {"replicas": 2}, "notifications": {"replicas": 3}},
+        )
+        apply_shop(operator.api, after)
+        degraded = wait_for_condition(
+            operator.api, after, "Degraded", status="True", observedGeneration=2
+        )
+        deployments = CHILD_KINDS["Deployment"].format(ns=namespace)
+        notifications = operator.api.get(f"{deployments}/demo-notifications")
+        ingress = operator.api.get(f"{CHILD_KINDS['Ingress'].format(ns=namespace)}/demo-gateway")
+        users_now = operator.api.get(users) or {}
+    finally:
+        operator.api.emulator.clear_faults()
+
+    assert degraded["reason"] == "ApplyFailed"
+    assert degraded["message"] == (
+        f"not applied: Deployment/demo-users: InternalError: injected fault: PATCH {users}"
+    )
+    assert (notifications or {})["spec"]["replicas"] == 3
+    assert ingress is None
+    assert users_now["spec"]["replicas"] == 1
+    # The fault gone, the next retry applies the last child too.
+    wait_until(
+        lambda: (operator.api.get(users) or {})["spec"]["replicas"] == 2,
+        what="the users Deployment to be applied on a retry",
+        timeout=20,
+    )
+    wait_for_condition(operator.api, after, "Degraded", status="False")

@@ -58,9 +58,9 @@ class Component:
     name: str  # the workload's object name
 
 
-def components(shop: dict[str, Any]) -> list[Component]:
+def components(shop: dict[str, Any] | ShopContext) -> list[Component]:
     """The Shop's workloads in the order they are built: managed databases, bus, services."""
-    ctx = ShopContext.of(shop)
+    ctx = ShopContext.parsed(shop)
     names = ctx.names
     found = [
         Component(f"{service}-db", "StatefulSet", names.database(service))
@@ -72,17 +72,17 @@ def components(shop: dict[str, Any]) -> list[Component]:
     return found
 
 
-def component_names(shop: dict[str, Any]) -> dict[str, str]:
+def component_names(shop: dict[str, Any] | ShopContext) -> dict[str, str]:
     """status.components key -> workload name, e.g. {"users-db": "shop-users-db", ...}."""
     return {component.key: component.name for component in components(shop)}
 
 
-def build_children(shop: dict[str, Any]) -> list[Obj]:
+def build_children(shop: dict[str, Any] | ShopContext) -> list[Obj]:
     """Every child the Shop wants, except generated Secrets, in the order they are applied.
 
     Raises microshop_operator.spec.InvalidSpec for a Shop the operator refuses.
     """
-    ctx = ShopContext.of(shop)
+    ctx = ShopContext.parsed(shop)
     spec = ctx.spec
     children: list[Obj | None] = []
     # 0. Generated Secrets (build_generated_secrets) come before all of these: pods that

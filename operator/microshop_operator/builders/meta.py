@@ -69,6 +69,11 @@ class ShopContext:
             name=parse_name(shop), namespace=metadata.get("namespace") or "default", spec=spec
         )
 
+    @classmethod
+    def parsed(cls, shop: Obj | ShopContext) -> ShopContext:
+        """The context as given, or parsed from the Shop's body (once per reconcile)."""
+        return shop if isinstance(shop, ShopContext) else cls.of(shop)
+
     @property
     def names(self) -> ChildNames:
         return ChildNames(self.name)

@@ -99,13 +99,13 @@ def build_jwt_key_pair(ctx: ShopContext, generator: Generator) -> Obj:
 
 
 def build_generated_secrets(
-    shop: dict[str, Any], generate: bool, *, generator: Generator | None = None
+    shop: dict[str, Any] | ShopContext, generate: bool, *, generator: Generator | None = None
 ) -> list[Obj]:
     """Every Secret whose content is generated, in creation order; redacted unless `generate`.
 
     `generator` replaces the random source (tests pass a deterministic one).
     """
-    ctx = ShopContext.of(shop)
+    ctx = ShopContext.parsed(shop)
     source: Generator = generator or (generate_secret_data if generate else redacted_secret_data)
     children = [build_jwt_key_pair(ctx, source)]
     for service in c.DATABASE_SERVICES:

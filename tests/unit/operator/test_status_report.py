@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from microshop_operator.builders import ShopContext
 from microshop_operator.status import (
     DEGRADED,
     PROGRESSING,
@@ -18,6 +19,8 @@ from microshop_operator.status import (
     build_status,
     conditions,
     flips,
+    gateway_endpoint,
+    status_patch,
     workload_readiness,
 )
 
@@ -39,6 +42,7 @@ def test_reasons_are_the_documented_camel_case_names() -> None:
         "BUS_NOT_READY": "BusNotReady",
         "INVALID_SPEC": "InvalidSpec",
         "APPLY_FAILED": "ApplyFailed",
+        "PROGRESS_DEADLINE_EXCEEDED": "ProgressDeadlineExceeded",
         "PAUSED": "Paused",
         "ROLLING_OUT": "RollingOut",
         "RECONCILED": "Reconciled",
@@ -48,35 +52,96 @@ def test_reasons_are_the_documented_camel_case_names() -> None:
     }
 
 
+def deployment(generation: int = 2, wanted: int = 1, **status: Any) -> Obj:
+    return {
+        "kind": "Deployment",
+        "metadata": {"generation": generation},
+        "spec": {"replicas": wanted},
+        "status": status,
+    }
+
+
+def statefulset(generation: int = 2, wanted: int = 1, **status: Any) -> Obj:
+    return {
+        "kind": "StatefulSet",
+        "metadata": {"generation": generation},
+        "spec": {"replicas": wanted},
+        "status": status,
+    }
+
+
+DONE = {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+        "availableReplicas": 1}  # fmt: skip
+STALLED = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+           "message": 'ReplicaSet "demo-users-7f" has timed out progressing.'}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("observed", "desired", "readiness"),
     [
-        (
-            {"spec": {"replicas": 3}, "status": {"readyReplicas": 2}},
-            {"spec": {"replicas": 2}},
-            (2, 2),
-        ),
-        ({"spec": {"replicas": 3}, "status": {"readyReplicas": 2}}, None, (2, 3)),
-        ({"spec": {"replicas": 3}, "status": {}}, {"spec": {}}, (0, 3)),
-        ({"status": {"readyReplicas": None}}, {"spec": {"replicas": 0}}, (0, 0)),
-        (None, {"spec": {"replicas": 2}}, (0, 2)),
-        (None, None, (0, 1)),
-        ({"spec": {}, "status": None}, {"spec": None}, (0, 1)),
+        # The desired count is the builder's; the observed one only where the builder leaves
+        # it out (an HPA owns it); nothing at all means one.
+        (deployment(wanted=3, **{**DONE, "readyReplicas": 2}), {"spec": {"replicas": 2}},
+         Readiness(2, 2, rolled_out=False)),
+        (deployment(wanted=3, **{**DONE, "readyReplicas": 2}), None,
+         Readiness(2, 3, rolled_out=False)),
+        (deployment(wanted=3, observedGeneration=2), {"spec": {}},
+         Readiness(0, 3, rolled_out=False)),
+        (None, {"spec": {"replicas": 2}}, Readiness(0, 2, rolled_out=False)),
+        (None, None, Readiness(0, 1, rolled_out=False)),
+        ({"kind": "Deployment", "spec": {}, "status": None}, {"spec": None},
+         Readiness(0, 1, rolled_out=False)),
+        # kubectl rollout status, Deployment: done when the controller saw this generation,
+        # every desired pod is updated, no old one is left and the updated ones are available.
+        (deployment(**DONE), None, Readiness(1, 1)),
+        (deployment(generation=3, **DONE), None, Readiness(1, 1, rolled_out=False)),
+        (deployment(**{**DONE, "updatedReplicas": 0}), None, Readiness(1, 1, rolled_out=False)),
+        # A new version that does not start: the old pod serves, the surge pod is not ready.
+        (deployment(**{**DONE, "replicas": 2}), None, Readiness(1, 1, rolled_out=False)),
+        (deployment(**{**DONE, "availableReplicas": 0}), None,
+         Readiness(1, 1, rolled_out=False)),
+        (deployment(wanted=0, observedGeneration=2), {"spec": {"replicas": 0}},
+         Readiness(0, 0)),
+        # ... and stalled once the Deployment's progress deadline passed for this generation.
+        (deployment(**{**DONE, "replicas": 2, "conditions": [STALLED]}), None,
+         Readiness(1, 1, rolled_out=False, stalled=STALLED["message"])),
+        (deployment(generation=3, **{**DONE, "conditions": [STALLED]}), None,
+         Readiness(1, 1, rolled_out=False)),
+        # StatefulSet: this generation seen, every pod ready, the update revision reached.
+        (statefulset(observedGeneration=2, readyReplicas=1, currentRevision="db-1",
+                     updateRevision="db-1"), None, Readiness(1, 1)),
+        (statefulset(observedGeneration=2, readyReplicas=1, currentRevision="db-1",
+                     updateRevision="db-2"), None, Readiness(1, 1, rolled_out=False)),
+        (statefulset(observedGeneration=1, readyReplicas=1, currentRevision="db-1",
+                     updateRevision="db-1"), None, Readiness(1, 1, rolled_out=False)),
+        (statefulset(observedGeneration=2, readyReplicas=0, currentRevision="db-1",
+                     updateRevision="db-1"), None, Readiness(0, 1, rolled_out=False)),
     ],
-)
-def test_workload_readiness_counts_ready_pods_out_of_the_wanted_ones(
-    observed: Obj | None, desired: Obj | None, readiness: tuple[int, int]
+)  # fmt: skip
+def test_workload_readiness_is_what_kubectl_rollout_status_says(
+    observed: Obj | None, desired: Obj | None, readiness: Readiness
 ) -> None:
-    assert workload_readiness(observed, desired) == Readiness(*readiness)
+    """The rules of k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go
+    (DeploymentStatusViewer, StatefulSetStatusViewer)."""
+    assert workload_readiness(observed, desired) == readiness
 
 
 @pytest.mark.parametrize(
-    ("ready", "desired", "is_ready"), [(1, 1, True), (2, 1, True), (0, 1, False), (0, 0, True)]
+    ("readiness", "is_ready", "described"),
+    [
+        (Readiness(1, 1), True, "users 1/1"),
+        (Readiness(2, 1), True, "users 2/1"),
+        (Readiness(0, 1), False, "users 0/1"),
+        (Readiness(0, 0), True, "users 0/0"),
+        (Readiness(1, 1, rolled_out=False), False, "users 1/1 rolling out"),
+        (Readiness(0, 1, rolled_out=False), False, "users 0/1"),
+    ],
 )
-def test_a_component_is_ready_with_as_many_ready_pods_as_wanted(
-    ready: int, desired: int, is_ready: bool
+def test_a_component_is_ready_rolled_out_with_as_many_ready_pods_as_wanted(
+    readiness: Readiness, is_ready: bool, described: str
 ) -> None:
-    assert Readiness(ready, desired).is_ready is is_ready
+    assert readiness.is_ready is is_ready
+    assert readiness.describe("users") == described
 
 
 def test_everything_ready_is_ready_reconciled_and_not_degraded() -> None:
@@ -230,3 +295,161 @@ def test_flips_are_the_conditions_whose_status_changed() -> None:
     ]
     assert flips(after, after) == []
     assert [c["type"] for c in flips(None, after)] == [READY, PROGRESSING, DEGRADED]
+
+
+ROLLING = Readiness(1, 1, rolled_out=False)
+STUCK = Readiness(1, 1, rolled_out=False, stalled="ReplicaSet has timed out progressing.")
+MONITOR_MISSING = (
+    SERVICE_MONITOR_APPLIED,
+    "False",
+    "ServiceMonitorUnavailable",
+    "spec asks for a ServiceMonitor but the API serves no monitoring.coreos.com/v1 "
+    "servicemonitors (install the Prometheus operator's CRDs); not applied",
+)
+FAILURES = (
+    ("Deployment/demo-users", "Forbidden: deployments is forbidden"),
+    ("NetworkPolicy (listing to prune)", "the API did not answer: TimeoutError()"),
+)
+NOT_APPLIED = (
+    "not applied: Deployment/demo-users: Forbidden: deployments is forbidden; "
+    "NetworkPolicy (listing to prune): the API did not answer: TimeoutError()"
+)
+
+
+@pytest.mark.parametrize(
+    ("observation", "expected"),
+    [
+        # Every component rolled out and ready.
+        (Observation(1, READY_ALL), [
+            (READY, "True", "AllComponentsReady", "every component is ready"),
+            (PROGRESSING, "False", "Reconciled", "the desired state is applied"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        # Waiting: the store first, then the bus, then anything else; a rollout in progress.
+        (Observation(1, {**READY_ALL, "users-db": Readiness(0, 1), "bus": Readiness(0, 1)}), [
+            (READY, "False", "DatabaseNotReady", "not ready: users-db 0/1, bus 0/1"),
+            (PROGRESSING, "True", "RollingOut", "not ready: users-db 0/1, bus 0/1"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        (Observation(1, {**READY_ALL, "bus": Readiness(0, 1)}), [
+            (READY, "False", "BusNotReady", "not ready: bus 0/1"),
+            (PROGRESSING, "True", "RollingOut", "not ready: bus 0/1"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        (Observation(1, {**READY_ALL, "users": ROLLING}), [
+            (READY, "False", "ComponentsNotReady", "not ready: users 1/1 rolling out"),
+            (PROGRESSING, "True", "RollingOut", "not ready: users 1/1 rolling out"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        # A rollout past its deadline: not Ready, Degraded, naming the component.
+        (Observation(1, {**READY_ALL, "users": STUCK, "bus": Readiness(0, 1)}), [
+            (READY, "False", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing. "
+             "(not ready: users 1/1 rolling out, bus 0/1)"),
+            (PROGRESSING, "False", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing."),
+            (DEGRADED, "True", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing.")]),
+        # Children the API refused: each named with why, the rest were applied.
+        (Observation(1, READY_ALL, failures=FAILURES), [
+            (READY, "False", "ApplyFailed", NOT_APPLIED),
+            (PROGRESSING, "False", "ApplyFailed", NOT_APPLIED),
+            (DEGRADED, "True", "ApplyFailed", NOT_APPLIED)]),
+        # An invalid spec wins over everything.
+        (Observation(1, READY_ALL, problem=("InvalidSpec", "spec.x: bad"), failures=FAILURES), [
+            (READY, "False", "InvalidSpec", "spec.x: bad"),
+            (PROGRESSING, "False", "InvalidSpec", "spec.x: bad"),
+            (DEGRADED, "True", "InvalidSpec", "spec.x: bad")]),
+        # Paused: not progressing whatever is ready.
+        (Observation(1, {"users": ROLLING}, paused=True), [
+            (READY, "False", "ComponentsNotReady", "not ready: users 1/1 rolling out"),
+            (PROGRESSING, "False", "Paused",
+             "spec.paused is true: the operator changes nothing until it is unset"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        # The ServiceMonitor condition rides along with any of them.
+        (Observation(1, READY_ALL, failures=FAILURES, service_monitor=False), [
+            (READY, "False", "ApplyFailed", NOT_APPLIED),
+            (PROGRESSING, "False", "ApplyFailed", NOT_APPLIED),
+            (DEGRADED, "True", "ApplyFailed", NOT_APPLIED), MONITOR_MISSING]),
+        (Observation(1, {"users": STUCK}, service_monitor=True), [
+            (READY, "False", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing. (not ready: users 1/1 rolling out)"),
+            (PROGRESSING, "False", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing."),
+            (DEGRADED, "True", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing."),
+            (SERVICE_MONITOR_APPLIED, "True", "Applied", "the ServiceMonitor is applied")]),
+    ],
+)  # fmt: skip
+def test_every_condition_and_reason(observation: Observation, expected: list[Any]) -> None:
+    assert conditions(observation) == expected
+
+
+STATUS: Obj = {
+    "observedGeneration": 1,
+    "conditions": [{"type": READY, "status": "True"}],
+    "components": {"users": {"ready": 1, "desired": 1}, "users-db": {"ready": 1, "desired": 1}},
+    "gateway": {"endpoint": "http://demo-gateway.shop.svc:8080"},
+}
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "patch"),
+    [
+        # Nothing changed: nothing is sent.
+        (STATUS, STATUS, None),
+        (None, STATUS, STATUS),
+        # A database moved out: its component is removed (null in a merge patch), not kept.
+        (STATUS, {**STATUS, "components": {"users": {"ready": 1, "desired": 1}}},
+         {"components": {"users-db": None}}),
+        # Only what changed is sent; a component that is new or different goes as a whole.
+        (STATUS, {**STATUS, "components": {"users": {"ready": 0, "desired": 1},
+                                           "users-db": {"ready": 1, "desired": 1},
+                                           "bus": {"ready": 0, "desired": 1}}},
+         {"components": {"users": {"ready": 0, "desired": 1}, "bus": {"ready": 0, "desired": 1}}}),
+        # A stanza that is gone goes as null; conditions (a list) are replaced whole.
+        ({**STATUS, "observedGeneration": 2},
+         {"observedGeneration": 2, "conditions": [{"type": READY, "status": "False"}]},
+         {"conditions": [{"type": READY, "status": "False"}], "components": None,
+          "gateway": None}),
+        ({"observedGeneration": 1, "somethingElse": {"a": 1}}, {"observedGeneration": 1}, None),
+    ],
+)  # fmt: skip
+def test_the_status_patch_sends_what_changed_and_removes_what_is_gone(
+    previous: Obj | None, current: Obj, patch: Obj | None
+) -> None:
+    assert status_patch(previous, current) == patch
+
+
+def _context(**spec: Any) -> ShopContext:
+    return ShopContext.of({"metadata": {"name": "demo", "namespace": "shop"}, "spec": spec})
+
+
+GATEWAY_SERVICE: Obj = {"metadata": {"name": "demo-gateway"}, "status": {}}
+BALANCED: Obj = {
+    "metadata": {"name": "demo-gateway"},
+    "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "service", "endpoint"),
+    [
+        ({}, GATEWAY_SERVICE, "http://demo-gateway.shop.svc:8080"),
+        ({}, None, None),
+        ({"gateway": {"ingress": {"host": "shop.example.com"}}}, None, "http://shop.example.com"),
+        ({"gateway": {"ingress": {"host": "shop.example.com", "tlsSecretName": "tls"}}},
+         GATEWAY_SERVICE, "https://shop.example.com"),
+        ({"gateway": {"ingress": {"className": "nginx"}}}, GATEWAY_SERVICE,
+         "http://demo-gateway.shop.svc:8080"),
+        ({"gateway": {"serviceType": "LoadBalancer"}}, BALANCED, "http://203.0.113.7:8080"),
+        ({"gateway": {"serviceType": "LoadBalancer"}},
+         {**BALANCED, "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.net"}]}}},
+         "http://lb.example.net:8080"),
+        # Not yet given an address: in-cluster DNS until it is.
+        ({"gateway": {"serviceType": "LoadBalancer"}}, GATEWAY_SERVICE,
+         "http://demo-gateway.shop.svc:8080"),
+        # A balancer's address on a ClusterIP Service (left from before) is not the endpoint.
+        ({}, BALANCED, "http://demo-gateway.shop.svc:8080"),
+    ],
+)  # fmt: skip
+def test_the_gateway_endpoint_is_where_the_shop_answers(
+    spec: Obj, service: Obj | None, endpoint: str | None
+) -> None:
+    assert gateway_endpoint(_context(**spec), service) == endpoint

@@ -1,0 +1,346 @@
+"""One reconcile of one Shop, as named steps: secrets, children, prune, report.
+
+The Shop is parsed once into a `ReconcileContext` that every step reads. Each step applies
+what it owns and records what failed instead of stopping: one child that the API refuses
+never keeps the others from being applied or the unwanted ones from being pruned, and the
+report names every child that failed and why. The steps, in order:
+
+1. `ensure_secrets`: generated credentials first (pods that reference a missing Secret do
+   not start), each created once and never rotated.
+2. `apply_children`: every other child in the builders' order, server-side applied.
+3. `prune`: what this Shop made earlier and no longer wants.
+4. `report`: the status derived (status.py) from what the applies returned.
+
+Level-triggered: every run computes the whole desired state; applying an unchanged object
+changes nothing, so running it twice is safe (the RabbitMQ cluster-operator's Reconcile()
+reads the same way, one named step per concern).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+import aiohttp
+import kopf
+
+from microshop_operator import constants as c
+from microshop_operator import status as s
+from microshop_operator.apply import PLURALS, ApiError, KubernetesApi
+from microshop_operator.builders import (
+    ShopContext,
+    build_children,
+    build_generated_secrets,
+    components,
+)
+from microshop_operator.spec import InvalidSpec
+
+Obj = dict[str, Any]
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+SERVICE_MONITOR = ("monitoring.coreos.com/v1", "ServiceMonitor")
+# The kinds pruned when the Shop stops wanting one of them: everything the operator applies.
+# Never Secrets: the generated credentials of a database must survive it, because its PVC
+# (retained by default) still holds data that only those credentials open, e.g. when the
+# database goes external and later back. Never PersistentVolumeClaims: the operator does not
+# own them (and PLURALS does not list them). Never the Shop itself.
+PRUNED_KINDS = tuple(
+    kind for kind in PLURALS if kind not in {("v1", "Secret"), (c.API_VERSION, c.KIND)}
+)
+# What a request can fail with: the API's refusal, or no answer at all.
+REQUEST_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconcileContext:
+    """One Shop as this reconcile sees it: its body, its parsed spec and its desired children."""
+
+    body: Obj
+    shop: ShopContext
+    generation: int
+    uid: str | None
+    # Every child but the generated Secrets, owned by the Shop, in the order they are applied.
+    children: tuple[Obj, ...]
+
+    @classmethod
+    def of(cls, body: Obj) -> ReconcileContext:
+        """Parse the Shop once; raises InvalidSpec for a Shop the operator refuses."""
+        shop = ShopContext.of(body)
+        metadata = body["metadata"]
+        return cls(
+            body=body,
+            shop=shop,
+            generation=int(metadata.get("generation") or 0),
+            uid=metadata.get("uid"),
+            children=tuple(owned(child, body) for child in build_children(shop)),
+        )
+
+    @property
+    def namespace(self) -> str:
+        return self.shop.namespace
+
+    @property
+    def name(self) -> str:
+        return self.shop.name
+
+
+@dataclasses.dataclass
+class Progress:
+    """What the steps did so far: the applied objects as the API returned them, and failures."""
+
+    applied: dict[tuple[str, str], Obj] = dataclasses.field(default_factory=dict)
+    changed: list[str] = dataclasses.field(default_factory=list)
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # None: no ServiceMonitor wanted; else whether its kind is served (the CRD installed).
+    service_monitor: bool | None = None
+    monitoring_served: bool = False
+
+    def failed(self, child: str, error: BaseException) -> None:
+        self.failures.append((child, describe(error)))
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, ApiError):
+        return f"{error.reason}: {error.message}" if error.message else error.reason
+    return f"the API did not answer: {error!r}"
+
+
+async def reconcile(
+    api: KubernetesApi,
+    body: Obj,
+    versions: dict[str, str],
+    logger: Logger,
+    reported: Callable[[Obj], None] = lambda status: None,
+) -> None:
+    """Apply the Shop's whole desired state and report it (`reported` sees the status).
+
+    `versions` maps each child to the resourceVersion it last had, to tell what changed.
+    Raises kopf.PermanentError for an invalid Shop and kopf.TemporaryError when anything
+    failed (after the rest was applied and the failure reported), so kopf retries."""
+    try:
+        rc = ReconcileContext.of(body)
+    except InvalidSpec as error:
+        observation = s.Observation(
+            _generation(body), problem=(s.Reason.INVALID_SPEC, error.message)
+        )
+        reported(await report(api, body, observation))
+        raise kopf.PermanentError(f"invalid Shop: {error.message}") from error
+
+    if rc.shop.spec.paused:
+        # Observe and report, change nothing.
+        observed = await observe_workloads(api, rc)
+        reported(await report(api, body, observation_of(rc, observed, paused=True)))
+        return
+
+    progress = Progress()
+    await ensure_secrets(api, rc, progress)
+    await apply_children(api, rc, versions, progress)
+    await prune(api, rc, progress)
+    if progress.changed:
+        logger.info(
+            f"applied {len(progress.changed)} changed object(s): {', '.join(progress.changed)}"
+        )
+        kopf.event(_body(body), type="Normal", reason="Applied", message=_summary(progress.changed))
+    observation = observation_of(
+        rc,
+        progress.applied,
+        service_monitor=progress.service_monitor,
+        failures=tuple(progress.failures),
+    )
+    try:
+        reported(await report(api, body, observation))
+    except REQUEST_ERRORS as error:
+        raise kopf.TemporaryError(f"status not reported: {describe(error)}") from error
+    if progress.failures:
+        raise kopf.TemporaryError(s.conditions(observation)[2][3])
+
+
+async def ensure_secrets(api: KubernetesApi, rc: ReconcileContext, progress: Progress) -> None:
+    """Create each generated Secret that is missing; never rewrite one that exists."""
+    missing: list[str] = []
+    # Look before generating: in the steady state every reconcile finds them all and draws
+    # no key material at all.
+    for secret in build_generated_secrets(rc.shop, generate=False):
+        name = secret["metadata"]["name"]
+        try:
+            if await api.get("v1", "Secret", rc.namespace, name) is None:
+                missing.append(name)
+        except REQUEST_ERRORS as error:
+            progress.failed(f"Secret/{name}", error)
+    if not missing:
+        return
+    for secret in build_generated_secrets(rc.shop, generate=True):
+        name = secret["metadata"]["name"]
+        if name not in missing:
+            continue
+        try:
+            if await api.create_if_absent(owned(secret, rc.body)):
+                kopf.event(
+                    _body(rc.body), type="Normal", reason="Created", message=f"Secret {name}"
+                )
+        except REQUEST_ERRORS as error:
+            progress.failed(f"Secret/{name}", error)
+
+
+async def apply_children(
+    api: KubernetesApi, rc: ReconcileContext, versions: dict[str, str], progress: Progress
+) -> None:
+    """Server-side apply every child in order; a ServiceMonitor only where its kind is served
+    (else it would fail forever). A child the API refuses is recorded and the next applied."""
+    children = list(rc.children)
+    wants_monitor = any((o["apiVersion"], o["kind"]) == SERVICE_MONITOR for o in children)
+    try:
+        progress.monitoring_served = await api.serves(*SERVICE_MONITOR)
+    except REQUEST_ERRORS as error:
+        if wants_monitor:
+            progress.failed(f"ServiceMonitor/{rc.name}", error)
+        children = [o for o in children if (o["apiVersion"], o["kind"]) != SERVICE_MONITOR]
+    else:
+        if wants_monitor:
+            progress.service_monitor = progress.monitoring_served
+        if not progress.monitoring_served:
+            children = [o for o in children if (o["apiVersion"], o["kind"]) != SERVICE_MONITOR]
+    for child in children:
+        ident = f"{child['kind']}/{child['metadata']['name']}"
+        try:
+            result = await api.apply(child)
+        except REQUEST_ERRORS as error:
+            progress.failed(ident, error)
+            continue
+        version = str(result.get("metadata", {}).get("resourceVersion", ""))
+        if versions.get(ident) != version:
+            progress.changed.append(ident)
+            versions[ident] = version
+        progress.applied[child["kind"], child["metadata"]["name"]] = result
+
+
+async def prune(api: KubernetesApi, rc: ReconcileContext, progress: Progress) -> None:
+    """Delete what this Shop made earlier and no longer wants (never Secrets, never PVCs).
+
+    Only objects labelled as this Shop's and managed by the operator, and owned (by uid) by
+    this very Shop: a namesake's leftovers or someone else's objects are never touched. A
+    database switched to external loses its StatefulSet but never its data: the StatefulSet
+    is first told to retain its PVCs (spec.pvcDeletionPolicy: Delete is about deleting the
+    Shop, not about moving one database out of it). A child that failed to apply is still
+    wanted, so it is never pruned for its failure.
+    """
+    wanted = {(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in rc.children}
+    selector = f"{c.LABEL_INSTANCE}={rc.name},{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
+    for api_version, kind in PRUNED_KINDS:
+        if (api_version, kind) == SERVICE_MONITOR and not progress.monitoring_served:
+            continue  # not served: nothing of that kind can exist
+        try:
+            found = await api.list_objects(api_version, kind, rc.namespace, selector)
+        except REQUEST_ERRORS as error:
+            progress.failed(f"{kind} (listing to prune)", error)
+            continue
+        for obj in found:
+            name = obj["metadata"]["name"]
+            refs = obj["metadata"].get("ownerReferences") or []
+            if not rc.uid or not any(ref.get("uid") == rc.uid for ref in refs):
+                continue
+            if (api_version, kind, name) in wanted:
+                continue
+            try:
+                if kind == "StatefulSet":
+                    await api.retain_volumes(obj)
+                deleted = await api.delete(obj)
+            except REQUEST_ERRORS as error:
+                progress.failed(f"{kind}/{name} (pruning)", error)
+                continue
+            if deleted:
+                kopf.event(
+                    _body(rc.body),
+                    type="Normal",
+                    reason="Deleted",
+                    message=f"{kind} {name}: no longer in the spec",
+                )
+
+
+async def observe_workloads(api: KubernetesApi, rc: ReconcileContext) -> dict[tuple[str, str], Obj]:
+    """The workloads as they are (a paused Shop applies nothing, so nothing came back)."""
+    found: dict[tuple[str, str], Obj] = {}
+    for component in components(rc.shop):
+        body = await api.get("apps/v1", component.kind, rc.namespace, component.name)
+        if body is not None:
+            found[component.kind, component.name] = {**body, "kind": component.kind}
+    return found
+
+
+def observation_of(
+    rc: ReconcileContext,
+    observed: dict[tuple[str, str], Obj],
+    *,
+    paused: bool = False,
+    service_monitor: bool | None = None,
+    failures: tuple[tuple[str, str], ...] = (),
+) -> s.Observation:
+    desired = {(o["kind"], o["metadata"]["name"]): o for o in rc.children}
+    readiness = {
+        component.key: s.workload_readiness(
+            observed.get((component.kind, component.name)),
+            desired.get((component.kind, component.name)),
+        )
+        for component in components(rc.shop)
+    }
+    gateway = observed.get(("Service", rc.shop.names.service(c.GATEWAY)))
+    return s.Observation(
+        generation=rc.generation,
+        components=readiness,
+        gateway_endpoint=s.gateway_endpoint(rc.shop, gateway),
+        paused=paused,
+        service_monitor=service_monitor,
+        failures=failures,
+    )
+
+
+async def report(api: KubernetesApi, body: Obj, observation: s.Observation) -> Obj:
+    """Patch the status when it changed (only what changed, removing what is gone); post an
+    Event for each condition that flipped. Returns the status as reported."""
+    previous = body.get("status")
+    status = s.build_status(observation, previous, _now())
+    problem = observation.problem is not None or bool(observation.failures)
+    for flipped in s.flips(previous, status):
+        degraded = flipped["type"] == s.DEGRADED and flipped["status"] == "True"
+        if degraded or flipped["reason"] == s.Reason.SERVICE_MONITOR_UNAVAILABLE:
+            kopf.event(
+                _body(body), type="Warning", reason=flipped["reason"], message=flipped["message"]
+            )
+        elif problem:
+            continue  # Ready and Progressing share the problem's reason: one Warning says it
+        elif flipped["type"] == s.READY or flipped["reason"] == s.Reason.PAUSED:
+            kopf.event(
+                _body(body), type="Normal", reason=flipped["reason"], message=flipped["message"]
+            )
+    patch = s.status_patch(dict(previous) if previous else None, status)
+    if patch is not None:
+        await api.patch_status(body, patch)
+    return status
+
+
+def owned(child: Obj, shop: Obj) -> Obj:
+    # append_owner_reference rather than kopf.adopt: adopt also copies the Shop's labels
+    # onto children, and `microshop render` must print exactly what is applied.
+    kopf.append_owner_reference(child, owner=_body(shop))
+    return child
+
+
+def _body(shop: Obj) -> kopf.Body:
+    """kopf's view of a plain dict, for its event and owner-reference helpers."""
+    return kopf.Body(cast(Any, shop))
+
+
+def _generation(body: Obj) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
+
+
+def _summary(changed: list[str]) -> str:
+    shown = ", ".join(changed[:10])
+    return f"applied {shown}" + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
