@@ -15,7 +15,7 @@ from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
 from microshop.platform.bus import Bus
 from microshop.platform.outbox import OutboxRelay
-from microshop.platform.runtime import open_bus, token_verifier
+from microshop.platform.runtime import consumers_running, open_bus, token_verifier
 from microshop.platform.startup import opened_when_reachable
 from microshop.platform.subscriptions import Subscription
 from microshop.platform.telemetry import ServiceTelemetry
@@ -47,11 +47,18 @@ class OrdersRuntime:
 
     def subscribe(self, subscription: Subscription[OrderStore]) -> None:
         self.bus.subscribe(
-            subscription.queue, subscription.routing_keys, subscription.consumer(self.store)
+            subscription.queue,
+            subscription.routing_keys,
+            subscription.consumer(self.store),
+            probe=self.store.ping,
         )
 
     def readiness(self) -> dict[str, Callable[[], None]]:
-        return {"database": self.store.ping, "bus": self.bus.ping}
+        return {
+            "database": self.store.ping,
+            "bus": self.bus.ping,
+            "consumers": consumers_running(self.bus),
+        }
 
     def close(self) -> None:
         self.relay.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import (
@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 Backlog = Callable[[], tuple[int, float]]
 """How many events wait in an outbox, and the age in seconds of the oldest."""
+
+ByQueue = Callable[[], Mapping[str, object]]
+"""A value per consumed queue: why it is paused (absent when it is not), or a depth."""
 
 
 class ServiceMetrics:
@@ -55,6 +58,9 @@ class ServiceMetrics:
         )
         self._outbox: Backlog | None = None
         r.register(_OutboxCollector(self))
+        self._paused: ByQueue | None = None
+        self._dead_letters: ByQueue | None = None
+        r.register(_ConsumerCollector(self))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request; called from the event loop's thread only."""
@@ -71,6 +77,10 @@ class ServiceMetrics:
     def watch_outbox(self, backlog: Backlog) -> None:
         """Report this outbox's backlog on every scrape (the store is only read then)."""
         self._outbox = backlog
+
+    def watch_consumers(self, paused: ByQueue, dead_letters: ByQueue) -> None:
+        """Report which consumers are paused and each dead-letter queue's depth on scrape."""
+        self._paused, self._dead_letters = paused, dead_letters
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -155,6 +165,38 @@ class _OutboxCollector(Collector):
             "Age of the oldest event not yet published (0 when none waits)",
             value=age,
         )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+class _ConsumerCollector(Collector):
+    """`microshop_bus_consumer_paused{queue}` (1 while an infrastructure failure holds the
+    queue's consumer) and `microshop_bus_dead_letter_messages{queue}`, for every queue the
+    service consumes."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        depths_of, paused_of = self.metrics._dead_letters, self.metrics._paused
+        if depths_of is None or paused_of is None:
+            return
+        depths, paused = depths_of(), paused_of()
+        gauge = GaugeMetricFamily(
+            "microshop_bus_consumer_paused",
+            "1 while the queue's consumer is paused because its database (or broker) is away",
+            labels=["queue"],
+        )
+        dead = GaugeMetricFamily(
+            "microshop_bus_dead_letter_messages",
+            "Messages in the queue's dead-letter queue (`microshop-service dead-letters`)",
+            labels=["queue"],
+        )
+        for queue in sorted(set(depths) | set(paused)):
+            gauge.add_metric([queue], 1.0 if queue in paused else 0.0)
+            dead.add_metric([queue], float(depths.get(queue, 0)))  # type: ignore[arg-type]
+        yield from (gauge, dead)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

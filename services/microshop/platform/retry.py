@@ -1,5 +1,6 @@
 """Retries with exponential backoff (tenacity) for what a service waits on: its database at
-start-up, the broker for the outbox relay, and the bus consumers' reconnects.
+start-up, the broker for the outbox relay, the bus consumers' reconnects, and the database of a
+consumer paused by its outage.
 
 Each use has a `Backoff` read from the service's settings; the defaults below are the one place
 their values are written.
@@ -31,6 +32,8 @@ class Backoff:
 STARTUP = Backoff(first_seconds=0.5, max_seconds=10.0)
 RELAY = Backoff(first_seconds=1.0, max_seconds=10.0)
 BUS_RECONNECT = Backoff(first_seconds=0.2, max_seconds=5.0)
+# A consumer paused because its database is down probes it this often before resuming.
+CONSUMER_PROBE = Backoff(first_seconds=0.5, max_seconds=10.0)
 
 
 def _log_before_sleep(log: logging.Logger, what: str) -> Callable[[tenacity.RetryCallState], None]:

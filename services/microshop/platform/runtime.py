@@ -23,6 +23,7 @@ from microshop.platform.settings import DatabaseSettings, ServiceSettings
 from microshop.platform.startup import opened_when_reachable
 from microshop.platform.subscriptions import Subscription
 from microshop.platform.telemetry import ServiceTelemetry, trace_engine
+from microshop.platform.web import NotReady
 from microshop.platform.web import create_app as create_platform_app
 from microshop.registry import Service
 
@@ -35,6 +36,19 @@ def token_verifier(settings: ServiceSettings) -> TokenVerifier:
             "MICROSHOP_JWT_PUBLIC_KEY is not set: every service verifies access tokens itself"
         )
     return TokenVerifier(settings.jwt_public_key, settings.token_leeway_seconds)
+
+
+def consumers_running(bus: Bus) -> Callable[[], None]:
+    """A readiness check that fails, naming the queue and why, while a consumer is paused."""
+
+    def check() -> None:
+        paused = bus.paused()
+        if paused:
+            raise NotReady(
+                "paused: " + ", ".join(f"{queue} ({reason})" for queue, reason in paused.items())
+            )
+
+    return check
 
 
 def open_bus(settings: DatabaseSettings, telemetry: ServiceTelemetry | None = None) -> Bus:
@@ -102,13 +116,20 @@ class SqlRuntime:
         """Bind the subscription's queue and consume it with handlers made from the store."""
         assert self.bus is not None, "this service was opened without a bus"
         self.bus.subscribe(
-            subscription.queue, subscription.routing_keys, subscription.consumer(self.store)
+            subscription.queue,
+            subscription.routing_keys,
+            subscription.consumer(self.store),
+            probe=self.ping_database,
         )
 
+    def ping_database(self) -> None:
+        db.ping(self.engine)
+
     def readiness(self) -> dict[str, Callable[[], None]]:
-        checks: dict[str, Callable[[], None]] = {"database": lambda: db.ping(self.engine)}
+        checks: dict[str, Callable[[], None]] = {"database": self.ping_database}
         if self.bus is not None:
             checks["bus"] = self.bus.ping
+            checks["consumers"] = consumers_running(self.bus)
         return checks
 
     def close(self) -> None:

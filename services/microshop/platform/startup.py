@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from microshop.platform import retry
 from microshop.platform.errors import Unavailable
+from microshop.platform.failures import infrastructure_failure
 from microshop.platform.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Waiting:
     def __init__(self, what: str) -> None:
         self.what = what
         self.reason = "starting"
+        self.error: BaseException | None = None
 
     def __getattr__(self, attribute: str) -> Any:
         raise Unavailable(f"{self.what} not reachable yet: {self.reason}")
@@ -61,7 +63,9 @@ async def opened_when_reachable(
                 await run_in_threadpool(close, resource)
                 raise
         except Exception as exc:
-            waiting.reason = f"{type(exc).__name__}: {exc}"[:300]
+            # Shown on the public port: a fixed reason; the exception's text goes to the log.
+            waiting.reason = infrastructure_failure(exc) or f"failing ({type(exc).__name__})"
+            waiting.error = exc
             raise
         opened.append(resource)
 
@@ -73,7 +77,7 @@ async def opened_when_reachable(
     try:
         await attempt()
     except Exception:
-        log.warning("%s not reachable yet; retrying: %s", what, waiting.reason)
+        log.warning("%s not reachable yet; retrying: %r", what, waiting.error)
         retrying = asyncio.create_task(keep_trying(), name=f"open {what}")
     try:
         yield waiting

@@ -24,6 +24,7 @@ from microshop.platform.errors import (
     Unauthorized,
     Unavailable,
 )
+from microshop.platform.failures import infrastructure_failure
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
 from microshop.platform.text import UnstorableText, refuse_unstorable_path
@@ -32,6 +33,52 @@ log = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], None]
 """Raises when the dependency it checks does not answer."""
+
+# What a 503 for an unreachable dependency tells the caller to wait before trying again.
+RETRY_AFTER_SECONDS = 5
+
+
+class NotReady(Exception):
+    """Raised by a readiness check with a reason fit for the public port (no address, no
+    exception text): shown as is by /readyz."""
+
+
+def public_reason(error: BaseException) -> str:
+    """What /readyz and a 503 may say about `error`: a fixed reason, never its text."""
+    if isinstance(error, NotReady):
+        return str(error)
+    return infrastructure_failure(error) or f"failing ({type(error).__name__})"
+
+
+class Outage:
+    """One warning when a service's dependency starts failing its requests, one line when a
+    request succeeds again: not a traceback per request while the database is away."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.reason: str | None = None
+        self.failed_requests = 0
+
+    def failed(self, reason: str, error: BaseException, method: str, path: str) -> None:
+        self.failed_requests += 1
+        if self.reason is None:
+            self.reason = reason
+            # The exception's text (it may name a host) is for the log only, never the answer.
+            log.warning(
+                "%s: answering 503 until it recovers (first on %s %s): %r",
+                reason,
+                method,
+                path,
+                error,
+            )
+
+    def succeeded(self) -> None:
+        if self.reason is not None:
+            log.warning(
+                "%s: recovered after %d requests answered 503", self.reason, self.failed_requests
+            )
+            self.reason, self.failed_requests = None, 0
+
 
 _STATUS_OF: dict[type[DomainError], int] = {
     NotFound: 404,
@@ -83,39 +130,64 @@ def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers)
 
 
+# Probes say nothing about the database's recovery: /healthz never touches it.
+_PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
+
 class UnexpectedErrors:
-    """A bug becomes a JSON 500 with the request id, logged once with its traceback.
+    """A bug becomes a JSON 500 with the request id, logged once with its traceback; a
+    dependency that does not answer (failures.py) a 503 with Retry-After, logged once per
+    outage (`Outage`).
 
     Inside RequestIdMiddleware, so the id is still known; and it does not re-raise as
     Starlette's outermost handler does, which makes uvicorn close a keep-alive connection the
     gateway would then reuse.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, outage: Outage) -> None:
+        self.app, self.outage = app, outage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
+        status = 0
 
         async def send_tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
             await send(message)
 
         try:
             await self.app(scope, receive, send_tracking)
         except Exception as exc:
-            log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            reason = infrastructure_failure(exc)
+            if reason is None:
+                log.error("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            else:
+                self.outage.failed(reason, exc, scope["method"], scope["path"])
             if started:
                 raise  # too late for a status: the server closes the connection
-            response = JSONResponse(
-                {"detail": "internal error", "request_id": request_id_var.get()},
-                status_code=500,
-            )
+            if reason is None:
+                response = JSONResponse(
+                    {"detail": "internal error", "request_id": request_id_var.get()},
+                    status_code=500,
+                )
+            else:
+                response = JSONResponse(
+                    {
+                        "detail": f"{reason}: try again in {RETRY_AFTER_SECONDS} s",
+                        "request_id": request_id_var.get(),
+                    },
+                    status_code=503,
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
             await response(scope, receive, send)
+            return
+        if 200 <= status < 300 and scope["path"] not in _PROBE_PATHS:
+            self.outage.succeeded()
 
 
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -172,6 +244,8 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    failing_before: dict[str, str] = {}
+
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         try:
@@ -179,13 +253,19 @@ def create_app(
         except Unavailable as exc:  # the lifespan is still opening the resources
             return JSONResponse({"detail": f"not ready: {exc.detail}"}, status_code=503)
         except Exception as exc:
-            return JSONResponse({"detail": f"not ready: starting ({exc!r})"}, status_code=503)
+            log.warning("readiness: starting: %r", exc)
+            return JSONResponse({"detail": "not ready: starting"}, status_code=503)
         failing: dict[str, str] = {}
         for name, check in checks.items():
             try:
                 await run_in_threadpool(check)
             except Exception as exc:
-                failing[name] = f"{type(exc).__name__}: {exc}"[:300]
+                failing[name] = public_reason(exc)
+                if failing_before.get(name) != failing[name]:
+                    # Said once per change, with what /readyz must not show.
+                    log.warning("readiness: %s %s: %r", name, failing[name], exc)
+        failing_before.clear()
+        failing_before.update(failing)
         if failing:
             return JSONResponse(
                 {"detail": f"not ready: {', '.join(sorted(failing))}", "failing": failing},
@@ -195,7 +275,8 @@ def create_app(
 
     # Request ids outermost, so the server span and its log lines already have one.
     app.add_middleware(UnstorableText)
-    app.add_middleware(UnexpectedErrors)
+    app.state.outage = Outage(service)
+    app.add_middleware(UnexpectedErrors, outage=app.state.outage)
     app.add_middleware(HttpTelemetry, telemetry=telemetry)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -234,4 +234,4 @@ def test_ready_once_database_and_bus_answer(client: TestClient) -> None:
     response = client.get("/readyz")
 
     assert response.status_code == 200
-    assert response.json()["checks"] == ["bus", "database"]
+    assert response.json()["checks"] == ["bus", "consumers", "database"]

@@ -233,7 +233,7 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == ["bus", "database"]
+    assert ready.json()["checks"] == ["bus", "consumers", "database"]
 
 
 def test_orders_survive_a_restart_on_the_embedded_store(

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import abc
+import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from microshop.platform.failures import infrastructure_failure
+from microshop.platform.retry import CONSUMER_PROBE, Backoff, Stopped, until_stopped
+
+log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-microshop-attempt"
 
@@ -45,7 +52,12 @@ class UnhandledEvent(PoisonMessage):
 
 Handler = Callable[[IncomingMessage], None]
 """Returns after the consumer's own commit (the message is then acked); raises to retry, or
-raises PoisonMessage to dead-letter the message without retries."""
+raises PoisonMessage to dead-letter the message without retries. A failure of the
+infrastructure (failures.py: its database unreachable, a timeout, a failover) is no try: the
+queue's consumer pauses instead, and the message is delivered again once the probe answers."""
+
+Probe = Callable[[], None]
+"""Raises while what a queue's handler needs (its database) does not answer."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay_seconds: float = 0.5
     max_delay_seconds: float = 30.0
+    # While paused by an infrastructure failure, how a consumer probes before resuming.
+    probe: Backoff = CONSUMER_PROBE
 
     def delay_before(self, attempt: int) -> float:
         """Delay before delivery number `attempt` (2 is the first retry)."""
@@ -65,19 +79,76 @@ class RetryPolicy:
         return isinstance(error, PoisonMessage) or attempt >= self.max_attempts
 
 
+class Pauses:
+    """Which of a bus's consumers are paused, and why; and the wait until each may resume."""
+
+    def __init__(self) -> None:
+        self._reasons: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._reasons)
+
+    def hold(
+        self,
+        queue: str,
+        reason: str,
+        error: BaseException,
+        probe: Probe,
+        backoff: Backoff,
+        stopping: threading.Event,
+    ) -> None:
+        """Mark `queue` paused for `reason` and block until `probe` passes (with `backoff`,
+        the first probe after one wait), or raise retry.Stopped once `stopping` is set."""
+        with self._lock:
+            self._reasons[queue] = reason
+        log.warning(
+            "consumer paused (%s): %r; the message is not counted as a try",
+            reason,
+            error,
+            extra={"queue": queue},
+        )
+        try:
+            if stopping.wait(backoff.first_seconds):
+                raise Stopped
+            until_stopped(backoff, stopping, log, f"consumer {queue}: probe")(probe)
+        finally:
+            with self._lock:
+                self._reasons.pop(queue, None)
+        log.warning("consumer resumed", extra={"queue": queue})
+
+
+def _no_probe() -> None:
+    """Without a probe, the message itself is the probe: it is tried again after each wait."""
+
+
 class Bus(abc.ABC):
-    """Publish with confirms; consume with manual acks, bounded retries and a dead-letter queue."""
+    """Publish with confirms; consume with manual acks, bounded retries and a dead-letter queue.
+
+    A consumer whose handler fails because its infrastructure does (failures.py) pauses: the
+    delivery goes back unacknowledged and uncounted, nothing more is taken from the queue, and
+    consumption resumes by itself once the subscription's probe answers.
+    """
 
     def __init__(self, retry: RetryPolicy) -> None:
         self.retry = retry
+        self.paused = Pauses()
 
     @abc.abstractmethod
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Return only once the broker has confirmed every message; raise otherwise."""
 
     @abc.abstractmethod
-    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
-        """Declare `queue` bound to `routing_keys` and start consuming it in the background."""
+    def subscribe(
+        self,
+        queue: str,
+        routing_keys: Sequence[str],
+        handler: Handler,
+        probe: Probe = _no_probe,
+    ) -> None:
+        """Declare `queue` bound to `routing_keys` and start consuming it in the background;
+        `probe` says when a consumer paused by an infrastructure failure may resume."""
 
     @abc.abstractmethod
     def ping(self) -> None:
@@ -90,6 +161,17 @@ class Bus(abc.ABC):
     def dead_letters(self, queue: str) -> list[IncomingMessage]:  # pragma: no cover - optional
         """Messages dead-lettered from `queue` (for tests and operators' inspection)."""
         raise NotImplementedError
+
+    def dead_letter_depths(self) -> dict[str, int]:
+        """Messages in the dead-letter queue of each queue this bus consumes (as last seen)."""
+        return {}
+
+
+def infrastructure_reason(error: BaseException) -> str | None:
+    """Why `error` is no try of the message (the infrastructure failed), or None."""
+    if isinstance(error, PoisonMessage):
+        return None
+    return infrastructure_failure(error)
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

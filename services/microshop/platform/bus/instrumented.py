@@ -22,8 +22,11 @@ from microshop.platform.bus.base import (
     Handler,
     IncomingMessage,
     OutgoingMessage,
+    Probe,
     RetryPolicy,
     UnhandledEvent,
+    _no_probe,
+    infrastructure_reason,
 )
 from microshop.platform.context import service_var
 from microshop.platform.telemetry import ServiceTelemetry, inject_into
@@ -37,6 +40,8 @@ class InstrumentedBus(Bus):
     def __init__(self, inner: Bus, telemetry: ServiceTelemetry) -> None:
         self.inner, self.telemetry = inner, telemetry
         super().__init__(inner.retry)
+        self.paused = inner.paused
+        telemetry.metrics.watch_consumers(self.paused, inner.dead_letter_depths)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -84,8 +89,14 @@ class InstrumentedBus(Bus):
         for message in messages:
             self.telemetry.metrics.events_published.labels(message.routing_key).inc()
 
-    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
-        self.inner.subscribe(queue, routing_keys, self._observed(queue, handler))
+    def subscribe(
+        self,
+        queue: str,
+        routing_keys: Sequence[str],
+        handler: Handler,
+        probe: Probe = _no_probe,
+    ) -> None:
+        self.inner.subscribe(queue, routing_keys, self._observed(queue, handler), probe)
 
     def _observed(self, queue: str, handler: Handler) -> Handler:
         telemetry, metrics = self.telemetry, self.telemetry.metrics
@@ -122,7 +133,9 @@ class InstrumentedBus(Bus):
             except Exception as exc:
                 if isinstance(exc, UnhandledEvent):
                     metrics.events_unhandled.labels(exc.event_type).inc()
-                if self.retry.gives_up(message.attempt, exc):
+                if infrastructure_reason(exc) is not None:
+                    pass  # no try: the consumer pauses and delivers it again
+                elif self.retry.gives_up(message.attempt, exc):
                     metrics.events_dead_lettered.labels(event_type).inc()
                 else:
                     metrics.events_retried.labels(event_type).inc()
@@ -141,6 +154,9 @@ class InstrumentedBus(Bus):
 
     def dead_letters(self, queue: str) -> list[IncomingMessage]:
         return self.inner.dead_letters(queue)
+
+    def dead_letter_depths(self) -> dict[str, int]:
+        return self.inner.dead_letter_depths()
 
 
 # What an adapter or the broker adds to one delivery: our attempt count, and RabbitMQ's

@@ -6,17 +6,21 @@ import logging
 import queue as queue_module
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from microshop.platform.bus.base import (
     Bus,
     Handler,
     IncomingMessage,
     OutgoingMessage,
+    Probe,
     RetryPolicy,
     Unroutable,
+    _no_probe,
+    infrastructure_reason,
     topic_matches,
 )
+from microshop.platform.retry import Stopped
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,7 @@ class _Queue:
     name: str
     routing_keys: tuple[str, ...]
     handler: Handler
+    probe: Probe = _no_probe
     items: queue_module.Queue[object] = field(default_factory=queue_module.Queue)
     dead: list[IncomingMessage] = field(default_factory=list)
     thread: threading.Thread | None = None
@@ -46,6 +51,7 @@ class MemoryBus(Bus):
         self._lock = threading.Lock()
         self._timers: set[threading.Timer] = set()
         self._closed = False
+        self._stopping = threading.Event()
         self._users = 1  # services in one process share a bus: the last one to close closes it
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -73,8 +79,14 @@ class MemoryBus(Bus):
                     )
                 )
 
-    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: Handler) -> None:
-        q = _Queue(queue, tuple(routing_keys), handler)
+    def subscribe(
+        self,
+        queue: str,
+        routing_keys: Sequence[str],
+        handler: Handler,
+        probe: Probe = _no_probe,
+    ) -> None:
+        q = _Queue(queue, tuple(routing_keys), handler, probe)
         with self._lock:
             if queue in self._queues:
                 raise ValueError(f"queue {queue!r} already has a consumer")
@@ -90,10 +102,27 @@ class MemoryBus(Bus):
             if item is _STOP:
                 return
             assert isinstance(item, IncomingMessage)
+            if not self._deliver(q, item):
+                return
+
+    def _deliver(self, q: _Queue, message: IncomingMessage) -> bool:
+        """Handle one message; False if the bus closed while its consumer was paused."""
+        while True:
             try:
-                q.handler(item)
+                q.handler(message)
+                return True
             except Exception as exc:
-                self._retry_or_dead_letter(q, item, exc)
+                reason = infrastructure_reason(exc)
+                if reason is None:
+                    self._retry_or_dead_letter(q, message, exc)
+                    return True
+                # Its database is away: hold this message (uncounted) and take no other until
+                # the probe answers, then deliver it again.
+                try:
+                    self.paused.hold(q.name, reason, exc, q.probe, self.retry.probe, self._stopping)
+                except Stopped:
+                    return False
+                message = replace(message, redelivered=True)
 
     def _retry_or_dead_letter(self, q: _Queue, message: IncomingMessage, error: Exception) -> None:
         if self.retry.gives_up(message.attempt, error):
@@ -133,12 +162,17 @@ class MemoryBus(Bus):
     def dead_letters(self, queue: str) -> list[IncomingMessage]:
         return list(self._queues[queue].dead)
 
+    def dead_letter_depths(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(q.dead) for name, q in self._queues.items()}
+
     def close(self) -> None:
         with self._lock:
             self._users -= 1
             if self._users > 0:
                 return
             self._closed = True
+            self._stopping.set()
             timers, self._timers = list(self._timers), set()
         for timer in timers:
             timer.cancel()

@@ -100,8 +100,14 @@ class RabbitBus(base.Bus):
                 channel.connection.close()
 
     # -- consuming --------------------------------------------------------------------------
-    def subscribe(self, queue: str, routing_keys: Sequence[str], handler: base.Handler) -> None:
-        consumer = _Consumer(self, queue, tuple(routing_keys), handler)
+    def subscribe(
+        self,
+        queue: str,
+        routing_keys: Sequence[str],
+        handler: base.Handler,
+        probe: base.Probe = base._no_probe,
+    ) -> None:
+        consumer = _Consumer(self, queue, tuple(routing_keys), handler, probe)
         self._consumers.append(consumer)
         consumer.start()
         consumer.declared.wait(timeout=10)
@@ -124,6 +130,9 @@ class RabbitBus(base.Bus):
             return found
         finally:
             connection.close()  # unacked basic_get messages go back to the queue
+
+    def dead_letter_depths(self) -> dict[str, int]:
+        return {c.queue: c.dead_letter_depth for c in self._consumers}
 
     def close(self) -> None:
         """Stop consumers and close every publishing connection. Call it after the threads
@@ -156,13 +165,34 @@ def _incoming(
     )
 
 
+class _Paused(Exception):
+    """Raised out of a delivery's callback: the handler's infrastructure failed, so the consumer
+    drops its connection (every unacked delivery goes back, its try not counted) and waits."""
+
+    def __init__(self, reason: str, error: Exception) -> None:
+        super().__init__(reason)
+        self.reason, self.error = reason, error
+
+
+# How often a consumer reads its dead-letter queue's depth (for the gauge), besides after each
+# message it dead-letters.
+DEAD_LETTER_REFRESH_SECONDS = 15.0
+
+
 class _Consumer(threading.Thread):
     def __init__(
-        self, bus: RabbitBus, queue: str, routing_keys: tuple[str, ...], handler: base.Handler
+        self,
+        bus: RabbitBus,
+        queue: str,
+        routing_keys: tuple[str, ...],
+        handler: base.Handler,
+        probe: base.Probe = base._no_probe,
     ):
         super().__init__(name=f"bus-{queue}", daemon=True)
         self.bus, self.queue, self.routing_keys, self.handler = bus, queue, routing_keys, handler
+        self.probe = probe
         self.declared = threading.Event()
+        self.dead_letter_depth = 0
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
 
@@ -199,8 +229,11 @@ class _Consumer(threading.Thread):
                 channel = connect(self._connect)
             except (*_CONNECTION_ERRORS, Stopped):  # only once stopping
                 break
+            paused: _Paused | None = None
             try:
                 channel.start_consuming()
+            except _Paused as exc:
+                paused = exc
             except _CONNECTION_ERRORS as exc:
                 if self.bus._stopping.is_set():
                     break
@@ -208,7 +241,20 @@ class _Consumer(threading.Thread):
                     "bus connection lost; reconnecting: %r", exc, extra={"queue": self.queue}
                 )
             finally:
+                # Closing the connection hands every unacked delivery back to the queue.
                 self._close_connection()
+            if paused is not None:
+                try:
+                    self.bus.paused.hold(
+                        self.queue,
+                        paused.reason,
+                        paused.error,
+                        self.probe,
+                        self.bus.retry.probe,
+                        self.bus._stopping,
+                    )
+                except Stopped:
+                    break
 
     def _connect(self) -> BlockingChannel:
         """Connect, declare the queue's topology and start consuming (not yet dispatching)."""
@@ -219,6 +265,7 @@ class _Consumer(threading.Thread):
             channel.confirm_delivery()
             channel.basic_qos(prefetch_count=10)
             channel.basic_consume(self.queue, self._on_message)
+            self._refresh_dead_letter_depth()
         except Exception:
             self._close_connection()
             raise
@@ -237,6 +284,9 @@ class _Consumer(threading.Thread):
         try:
             self.handler(message)
         except Exception as exc:
+            reason = base.infrastructure_reason(exc)
+            if reason is not None:
+                raise _Paused(reason, exc) from exc
             self._retry_or_dead_letter(channel, message, properties, exc)
         # Ack only after the handler's own commit, or after the retry/dead-letter copy is
         # confirmed by the broker: a crash before this line means redelivery, never loss.
@@ -284,6 +334,18 @@ class _Consumer(threading.Thread):
             ),
             mandatory=True,
         )
+        if target == dead_letter_queue_name(self.queue):
+            self.dead_letter_depth += 1
+
+    def _refresh_dead_letter_depth(self) -> None:
+        """Read the dead-letter queue's depth now and every DEAD_LETTER_REFRESH_SECONDS, on
+        the consumer's own connection (its thread runs the timer)."""
+        connection, channel = self._connection, self._channel
+        if connection is None or channel is None or not channel.is_open:
+            return
+        declared = channel.queue_declare(dead_letter_queue_name(self.queue), passive=True)
+        self.dead_letter_depth = declared.method.message_count
+        connection.call_later(DEAD_LETTER_REFRESH_SECONDS, self._refresh_dead_letter_depth)
 
     def stop(self) -> None:
         connection = self._connection
