@@ -29,6 +29,9 @@ from microshop_operator import constants as c
 Obj = dict[str, Any]
 
 FIELD_MANAGER = "microshop-operator"
+# Shares spec.replicas of a Deployment while the operator stops applying it (see
+# reconcile.hand_replicas_over): the field then has another owner and is not removed.
+HANDOVER_MANAGER = "microshop-operator-handover"
 
 # The kinds the operator reads or writes, with their URL names (all namespaced);
 # operator/rbac.yaml grants exactly these.
@@ -211,7 +214,7 @@ class KubernetesApi:
         self._credentials = renewed
         return True
 
-    async def apply(self, obj: Obj) -> Obj:
+    async def apply(self, obj: Obj, *, manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply: the object's fields become ours; `force` takes them back from
         anyone who changed them by hand (level-triggered: the Shop is the source of truth)."""
         meta = obj["metadata"]
@@ -221,7 +224,7 @@ class KubernetesApi:
             url,
             body=obj,
             content_type="application/apply-patch+yaml",
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            params={"fieldManager": manager, "force": "true"},
         )
 
     async def create_if_absent(self, obj: Obj) -> bool:

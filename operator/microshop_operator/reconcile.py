@@ -29,7 +29,13 @@ import kopf
 
 from microshop_operator import constants as c
 from microshop_operator import status as s
-from microshop_operator.apply import PLURALS, ApiError, KubernetesApi
+from microshop_operator.apply import (
+    FIELD_MANAGER,
+    HANDOVER_MANAGER,
+    PLURALS,
+    ApiError,
+    KubernetesApi,
+)
 from microshop_operator.builders import (
     ShopContext,
     build_children,
@@ -206,6 +212,8 @@ async def apply_children(
     for child in children:
         ident = f"{child['kind']}/{child['metadata']['name']}"
         try:
+            if child["kind"] == "Deployment" and "replicas" not in child["spec"]:
+                await hand_replicas_over(api, child)
             result = await api.apply(child)
         except REQUEST_ERRORS as error:
             progress.failed(ident, error)
@@ -215,6 +223,41 @@ async def apply_children(
             progress.changed.append(ident)
             versions[ident] = version
         progress.applied[child["kind"], child["metadata"]["name"]] = result
+
+
+async def hand_replicas_over(api: KubernetesApi, deployment: Obj) -> None:
+    """Before the operator stops applying a Deployment's replicas (autoscaling turned on),
+    give the field a second owner with its live value, so that it stays as it is for the HPA
+    to take over instead of being removed and defaulted to one pod.
+
+    Server-side apply removes a field that its only manager stops applying, and the
+    Deployment's defaulting then sets replicas to 1 (merge/update.go Updater.prune,
+    SetDefaults_Deployment); the Kubernetes docs' "Transferring ownership" (server-side apply)
+    hands a field over by applying it under another field manager first. Done only while the
+    operator's own apply still owns the field: afterwards the HPA's scale writes own it."""
+    meta = deployment["metadata"]
+    live = await api.get("apps/v1", "Deployment", meta["namespace"], meta["name"])
+    if live is None or not _applies_replicas(live):
+        return
+    replicas = (live.get("spec") or {}).get("replicas")
+    if replicas is None:
+        return
+    handover = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": replicas},
+    }
+    await api.apply(handover, manager=HANDOVER_MANAGER)
+
+
+def _applies_replicas(live: Obj) -> bool:
+    """Whether the operator's apply owns spec.replicas (from metadata.managedFields)."""
+    for entry in (live.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+            return "f:replicas" in spec
+    return False
 
 
 async def prune(api: KubernetesApi, rc: ReconcileContext, progress: Progress) -> None:

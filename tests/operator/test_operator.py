@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from apiserver import RunningApi
+from apiserver import KUBECTL, RunningApi
 
 from microshop_operator.builders import build_children, build_generated_secrets
 from tests.support.polling import wait_until
@@ -872,3 +872,91 @@ def test_one_child_that_fails_never_blocks_the_others_and_is_named(
         timeout=20,
     )
     wait_for_condition(operator.api, after, "Degraded", status="False")
+
+
+def deployment_of(api: RunningApi, namespace: str, name: str) -> dict[str, Any]:
+    return api.get(f"{CHILD_KINDS['Deployment'].format(ns=namespace)}/{name}") or {}
+
+
+def test_a_version_that_crash_loops_is_not_ready_and_degrades_at_its_deadline(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 4: Ready means what `kubectl rollout status` means
+    (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go): the new version's pod never
+    turns ready, the old one keeps serving (maxUnavailable 0), and the Shop is not Ready; once
+    the Deployment's progressDeadlineSeconds pass (deployment/progress.go sets Progressing
+    False, ProgressDeadlineExceeded) the Shop is Degraded naming the component."""
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    mark_workloads_ready(operator.api, shop)
+    wait_for_condition(operator.api, shop, "Ready", status="True")
+    broken_image = "ghcr.io/microshop/microshop-services:0.2.0-broken"
+    operator.api.emulator.crash_loop(broken_image)
+    try:
+        broken = shop_manifest(namespace, services={"users": {"version": "0.2.0-broken"}})
+        apply_shop(operator.api, broken)
+        rolling = wait_for_condition(
+            operator.api, broken, "Ready", observedGeneration=2, reason="ComponentsNotReady"
+        )
+        serving = deployment_of(operator.api, namespace, "demo-users")["status"]
+
+        operator.api.emulator.advance(601)  # past the default progressDeadlineSeconds (600)
+        degraded = wait_for_condition(
+            operator.api, broken, "Degraded", status="True", reason="ProgressDeadlineExceeded"
+        )
+        ready = condition(operator.api, broken, "Ready")
+    finally:
+        operator.api.emulator.crash_loop(broken_image, crashing=False)
+
+    assert rolling["status"] == "False"
+    assert rolling["message"] == "not ready: users 1/1 rolling out"
+    assert (serving["readyReplicas"], serving["availableReplicas"]) == (1, 1)
+    assert serving["updatedReplicas"] == 1 and serving["replicas"] == 2
+    assert degraded["message"].startswith("users: ")
+    assert "progress" in degraded["message"]
+    assert (ready["status"], ready["reason"]) == ("False", "ProgressDeadlineExceeded")
+    # The version heals: the rollout completes and the Shop is Ready again.
+    wait_for_condition(operator.api, broken, "Ready", status="True", timeout=30)
+    assert condition(operator.api, broken, "Degraded")["status"] == "False"
+
+
+def test_turning_autoscaling_on_never_drops_a_service_to_one_pod(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 6: server-side apply removes a field its only manager stops applying and the
+    Deployment's defaulting sets replicas to 1 (merge/update.go Updater.prune,
+    SetDefaults_Deployment); the operator hands spec.replicas over first (the Kubernetes
+    docs' server-side apply "Transferring ownership"). A real watch (kubectl get -w) sees every
+    value the Deployment's replicas take."""
+    shop = shop_manifest(namespace, services={"users": {"replicas": 3}})
+    apply_shop(operator.api, shop)
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    operator.api.settle()
+    watch = subprocess.Popen(
+        [str(KUBECTL), f"--kubeconfig={operator.api.kubeconfig}", "get", "deployment", "demo-users",
+         "-n", namespace, "--watch", "-o", "jsonpath={.spec.replicas}{\"\\n\"}"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1)  # the watch is open
+        scaled = shop_manifest(
+            namespace,
+            services={"users": {"autoscaling": {"enabled": True, "minReplicas": 2,
+                                                "maxReplicas": 5}}},
+        )  # fmt: skip
+        apply_shop(operator.api, scaled)
+        wait_until(
+            lambda: live(operator.api, {"kind": "HorizontalPodAutoscaler",
+                                        "metadata": {"namespace": namespace,
+                                                     "name": "demo-users"}}),
+            what="the HPA", timeout=15,
+        )  # fmt: skip
+        wait_for_condition(operator.api, scaled, "Progressing", observedGeneration=2)
+        operator.api.settle()
+    finally:
+        watch.terminate()
+        seen = [int(v) for v in (watch.communicate(timeout=10)[0] or "").split()]
+
+    assert seen and set(seen) == {3}, seen
+    assert deployment_of(operator.api, namespace, "demo-users")["spec"]["replicas"] == 3

@@ -5,9 +5,12 @@ local hs = {}
 
 -- Ready=False reasons that need a person, not time (microshop_operator.status.Reason). Any
 -- other reason (DatabaseNotReady, BusNotReady, ComponentsNotReady) is a shop on its way up.
+-- ProgressDeadlineExceeded: a new version did not roll out (it crash-loops or cannot be
+-- pulled); the old pods still serve, but waiting will not fix it.
 local failureReasons = {
   InvalidSpec = true,
   ApplyFailed = true,
+  ProgressDeadlineExceeded = true,
 }
 
 local function findCondition(conditions, conditionType)
