@@ -31,8 +31,9 @@ COMPONENT_BUS: Final = "bus"
 COMPONENT_SECRET: Final = "credentials"
 COMPONENT_NETWORK: Final = "network-policy"
 
-# A pod-template annotation holding a digest of the configuration a pod reads through envFrom,
-# so that a change to that ConfigMap rolls the Deployment.
+# A pod-template annotation holding a digest of the configuration a pod reads only at start
+# (the gateway's routes through envFrom, the bus's mounted rabbitmq.conf), so that a change to
+# that ConfigMap rolls the Deployment or restarts the StatefulSet's pod.
 ANNOTATION_CONFIG_DIGEST: Final = "microshop.dev/config-digest"
 
 # --- the services -------------------------------------------------------------------------------
@@ -50,6 +51,9 @@ BUS_SERVICES: Final = (ORDERS, PAYMENTS, NOTIFICATIONS)
 
 SERVICE_PORT: Final = 8080
 SERVICE_PORT_NAME: Final = "http"
+# Every service serves /metrics on a port of its own (MICROSHOP_METRICS_PORT), never the public one.
+METRICS_PORT: Final = 9090
+METRICS_PORT_NAME: Final = "metrics"
 SERVICE_IMAGE_REPOSITORY: Final = "microshop-services"
 DEFAULT_REGISTRY: Final = "ghcr.io/microshop"
 DEFAULT_VERSION: Final = "0.1.0"

@@ -187,8 +187,29 @@ class Tracing(_Model):
     ) = None
 
 
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+
+
 class Metrics(_Model):
     service_monitor: bool = False
+    service_monitor_labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=16)
+    monitoring_namespace: Annotated[
+        str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    ] = "monitoring"
+
+    @model_validator(mode="after")
+    def _label_keys(self) -> Metrics:
+        if any(not re.match(LABEL_KEY_PATTERN, key) for key in self.service_monitor_labels):
+            raise ValueError(
+                "serviceMonitorLabels keys are label keys (an optional DNS prefix and '/', "
+                "then at most 63 letters, digits, '-', '_' or '.')"
+            )
+        return self
 
 
 class Observability(_Model):

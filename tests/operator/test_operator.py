@@ -960,3 +960,64 @@ def test_turning_autoscaling_on_never_drops_a_service_to_one_pod(
 
     assert seen and set(seen) == {3}, seen
     assert deployment_of(operator.api, namespace, "demo-users")["spec"]["replicas"] == 3
+
+
+def test_the_service_monitor_scrapes_the_metrics_port_with_the_shop_s_labels(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 11 and the metrics port: kube-prometheus-stack's Prometheus selects
+    ServiceMonitors by `release`; the ServiceMonitor's endpoint `port` names a port of the
+    selected Services (prometheus-operator's Endpoint.Port), which leads to the container port
+    each service serves /metrics on."""
+    shop = shop_manifest(
+        namespace,
+        observability={"metrics": {"serviceMonitor": True,
+                                   "serviceMonitorLabels": {"release": "kube-prometheus-stack"}}},
+    )  # fmt: skip
+    operator.api.kubectl(
+        "apply", "--validate=false", "-f", "-", input=json.dumps(SERVICE_MONITOR_CRD)
+    )
+    try:
+        apply_shop(operator.api, shop)
+        monitor = wait_until(
+            lambda: operator.api.get(f"{SERVICE_MONITORS.format(ns=namespace)}/demo"),
+            timeout=20,
+            what="the ServiceMonitor",
+        )
+        service = wait_until(
+            lambda: operator.api.get(f"{CHILD_KINDS['Service'].format(ns=namespace)}/demo-users"),
+            timeout=20,
+            what="the users Service",
+        )
+        users = wait_until(
+            lambda: deployment_of(operator.api, namespace, "demo-users"), timeout=20, what="users"
+        )
+    finally:
+        operator.api.kubectl("delete", "crd", "servicemonitors.monitoring.coreos.com")
+
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+    (container,) = users["spec"]["template"]["spec"]["containers"]
+    served = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert endpoint["port"] == "metrics"
+    assert served[port["targetPort"]] == int(env["MICROSHOP_METRICS_PORT"]) == 9090
+
+
+def test_the_bus_pod_template_carries_the_digest_of_its_configuration(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 12: RabbitMQ reads /etc/rabbitmq at start only; a StatefulSet restarts its pod
+    only when the pod template changes (RollingUpdate), so the template carries the digest of
+    the ConfigMap the bus mounts, as the gateway's does for its routes."""
+    from microshop_operator.builders.meta import digest
+
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+
+    config = operator.api.get(f"{CHILD_KINDS['ConfigMap'].format(ns=namespace)}/demo-bus-config")
+    bus = operator.api.get(f"{CHILD_KINDS['StatefulSet'].format(ns=namespace)}/demo-bus")
+    annotations = (bus or {})["spec"]["template"]["metadata"].get("annotations") or {}
+    assert annotations.get("microshop.dev/config-digest") == digest((config or {})["data"])

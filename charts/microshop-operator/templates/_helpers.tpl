@@ -98,6 +98,8 @@ spec:
       image: {{ include "microshop-operator.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       args:
+        # The image's CMD is replaced: the liveness endpoint listens where the probes look.
+        - --liveness=http://0.0.0.0:{{ .Values.healthPort }}/healthz
         - --all-namespaces
         - --log-format={{ .Values.operator.logFormat }}
         {{- if .Values.operator.debug }}

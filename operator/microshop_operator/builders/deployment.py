@@ -29,6 +29,7 @@ def service_env(ctx: ShopContext, service: str) -> list[Obj]:
     env = [
         value_env("MICROSHOP_ENVIRONMENT", "production"),
         value_env("MICROSHOP_PORT", str(c.SERVICE_PORT)),
+        value_env("MICROSHOP_METRICS_PORT", str(c.METRICS_PORT)),
         secret_env("MICROSHOP_JWT_PUBLIC_KEY", names.jwt, c.SECRET_KEY_JWT_PUBLIC),
     ]
     if service == c.USERS:
@@ -72,7 +73,8 @@ def build_deployment(ctx: ShopContext, service: str) -> Obj:
         "imagePullPolicy": ctx.spec.image.pull_policy,
         "args": [service],
         "ports": [
-            {"name": c.SERVICE_PORT_NAME, "containerPort": c.SERVICE_PORT, "protocol": "TCP"}
+            {"name": c.SERVICE_PORT_NAME, "containerPort": c.SERVICE_PORT, "protocol": "TCP"},
+            {"name": c.METRICS_PORT_NAME, "containerPort": c.METRICS_PORT, "protocol": "TCP"},
         ],
         "env": service_env(ctx, service),
         "resources": resources(SERVICE_RESOURCES, override.resources),

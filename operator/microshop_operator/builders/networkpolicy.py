@@ -5,12 +5,18 @@ from __future__ import annotations
 from microshop_operator import constants as c
 from microshop_operator.builders.meta import Obj, ShopContext
 
-# Prometheus pods as the Prometheus operator labels them; let in only when the Shop asks for a
-# ServiceMonitor, and only to the metrics port.
-PROMETHEUS_PEER: Obj = {
-    "namespaceSelector": {},
-    "podSelector": {"matchLabels": {c.LABEL_NAME: "prometheus"}},
-}
+# Every namespace carries this label with its own name (set by the API server since
+# Kubernetes 1.21: the NamespaceDefaultLabelName feature, pkg/registry/core/namespace).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _from_monitoring(ctx: ShopContext) -> Obj:
+    """Only pods of the monitoring namespace reach the metrics port (it is never public)."""
+    namespace = ctx.spec.observability.metrics.monitoring_namespace
+    return {
+        "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}],
+        "ports": [{"protocol": "TCP", "port": c.METRICS_PORT}],
+    }
 
 
 def _policy(ctx: ShopContext, name: str, label: str, rules: list[Obj]) -> Obj:
@@ -49,18 +55,19 @@ def build_default_deny(ctx: ShopContext) -> Obj:
 
 
 def build_gateway_policy(ctx: ShopContext) -> Obj:
-    """The gateway is the Shop's front door: reachable from anywhere on its HTTP port."""
-    rules: list[Obj] = [{"ports": [{"protocol": "TCP", "port": c.SERVICE_PORT}]}]
+    """The gateway is the Shop's front door: reachable from anywhere on its HTTP port; its
+    metrics port only from the monitoring namespace."""
+    rules: list[Obj] = [
+        {"ports": [{"protocol": "TCP", "port": c.SERVICE_PORT}]},
+        _from_monitoring(ctx),
+    ]
     return _policy(ctx, ctx.names.service(c.GATEWAY), c.GATEWAY, rules)
 
 
 def build_service_policy(ctx: ShopContext, service: str) -> Obj:
-    """A backend answers only the gateway (services talk to each other over the bus)."""
-    rules = [_from_pods(ctx, [c.GATEWAY], c.SERVICE_PORT)]
-    if ctx.spec.observability.metrics.service_monitor:
-        rules.append(
-            {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": c.SERVICE_PORT}]}
-        )
+    """A backend answers only the gateway (services talk to each other over the bus), and
+    its metrics port only the monitoring namespace."""
+    rules = [_from_pods(ctx, [c.GATEWAY], c.SERVICE_PORT), _from_monitoring(ctx)]
     return _policy(ctx, ctx.names.service(service), service, rules)
 
 

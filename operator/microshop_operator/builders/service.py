@@ -17,6 +17,16 @@ def _http_port() -> Obj:
     }
 
 
+def _metrics_port() -> Obj:
+    return {
+        "name": c.METRICS_PORT_NAME,
+        "port": c.METRICS_PORT,
+        "targetPort": c.METRICS_PORT_NAME,
+        "protocol": "TCP",
+        "appProtocol": "http",
+    }
+
+
 def build_service(ctx: ShopContext, service: str) -> Obj:
     """A backend's or the gateway's Service; only the gateway may be other than ClusterIP."""
     service_type = ctx.spec.gateway.service_type if service == c.GATEWAY else "ClusterIP"
@@ -27,7 +37,9 @@ def build_service(ctx: ShopContext, service: str) -> Obj:
         "spec": {
             "type": service_type,
             "selector": ctx.selector(service),
-            "ports": [_http_port()],
+            # The metrics port is for the ServiceMonitor (which scrapes Services' endpoints);
+            # the NetworkPolicies let only the monitoring namespace reach it.
+            "ports": [_http_port(), _metrics_port()],
         },
     }
 

@@ -1,4 +1,4 @@
-"""The optional Prometheus-operator ServiceMonitor scraping every service's /metrics."""
+"""The optional Prometheus-operator ServiceMonitor scraping every service's metrics port."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ from microshop_operator.builders.meta import Obj, ShopContext
 
 
 def build_service_monitor(ctx: ShopContext) -> Obj | None:
-    if not ctx.spec.observability.metrics.service_monitor:
+    metrics = ctx.spec.observability.metrics
+    if not metrics.service_monitor:
         return None
+    metadata = ctx.metadata(ctx.name, "metrics", "metrics")
+    # The Shop's extra labels (a Prometheus selects ServiceMonitors by them); ours win.
+    metadata["labels"] = {**metrics.service_monitor_labels, **metadata["labels"]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": ctx.metadata(ctx.name, "metrics", "metrics"),
+        "metadata": metadata,
         "spec": {
             "selector": {
                 "matchLabels": {c.LABEL_INSTANCE: ctx.name, c.LABEL_PART_OF: c.PART_OF},
@@ -25,6 +29,7 @@ def build_service_monitor(ctx: ShopContext) -> Obj | None:
                 ],
             },
             "namespaceSelector": {"matchNames": [ctx.namespace]},
-            "endpoints": [{"port": c.SERVICE_PORT_NAME, "path": "/metrics", "interval": "30s"}],
+            # The metrics port, not the public one: /metrics is served only there.
+            "endpoints": [{"port": c.METRICS_PORT_NAME, "path": "/metrics", "interval": "30s"}],
         },
     }

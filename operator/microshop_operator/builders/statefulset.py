@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from microshop_operator import constants as c
+from microshop_operator.builders.configmap import bus_config
 from microshop_operator.builders.meta import (
     Obj,
     ShopContext,
     container_security_context,
+    digest,
     pod_security_context,
     resources,
     scratch_volume,
@@ -65,8 +67,12 @@ def _statefulset(
     container: Obj,
     volumes: list[Obj],
     claim: Obj,
+    annotations: dict[str, str] | None = None,
 ) -> Obj:
     policy = ctx.spec.pvc_deletion_policy
+    template_metadata: Obj = {"labels": ctx.labels(label, component)}
+    if annotations:
+        template_metadata["annotations"] = annotations
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -81,7 +87,7 @@ def _statefulset(
             # the Shop (and so this StatefulSet) leaves the PVC and its data in place.
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": policy, "whenScaled": "Retain"},
             "template": {
-                "metadata": {"labels": ctx.labels(label, component)},
+                "metadata": template_metadata,
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
@@ -228,4 +234,7 @@ def build_bus_statefulset(ctx: ShopContext) -> Obj:
         container=container,
         volumes=volumes,
         claim=_volume_claim(bus.size, bus.storage_class_name),
+        # RabbitMQ reads its configuration only at start: a new digest restarts the bus when
+        # the ConfigMap changes, as the gateway's routes digest rolls the gateway.
+        annotations={c.ANNOTATION_CONFIG_DIGEST: digest(bus_config(ctx))},
     )

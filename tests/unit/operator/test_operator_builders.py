@@ -68,7 +68,10 @@ def test_service_monitor_selects_the_services_metrics_port(make_shop: Callable[.
     shop = make_shop({"observability": {"metrics": {"serviceMonitor": True}}})
     (monitor,) = by_kind(build_children(shop), "ServiceMonitor").values()
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    # The metrics port (the public port answers /metrics with 404 since it moved).
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s"}
+    ]
     services = by_kind(build_children(shop), "Service")
     selector = monitor["spec"]["selector"]
     scraped = {
@@ -81,7 +84,55 @@ def test_service_monitor_selects_the_services_metrics_port(make_shop: Callable[.
     assert scraped == {
         f"shop-{s}" for s in ("gateway", "users", "orders", "payments", "notifications")
     }
+    deployments = by_kind(build_children(shop), "Deployment")
+    for name in scraped:
+        # The Service's port of that name leads to the container port the service serves on.
+        (port,) = [p for p in services[name]["spec"]["ports"] if p["name"] == "metrics"]
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        served = {p["name"]: p["containerPort"] for p in container["ports"]}
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert served[port["targetPort"]] == int(env["MICROSHOP_METRICS_PORT"]) == 9090
+        assert served["http"] == int(env["MICROSHOP_PORT"]) == 8080
     assert "ServiceMonitor" not in {o["kind"] for o in build_children(make_shop())}
+
+
+def test_a_service_monitor_carries_the_shop_s_extra_labels_under_its_own(
+    make_shop: Callable[..., Obj],
+) -> None:
+    """kube-prometheus-stack's Prometheus selects ServiceMonitors by its `release` label."""
+    extra = {"release": "kube-prometheus-stack", "app.kubernetes.io/instance": "other"}
+    shop = make_shop(
+        {"observability": {"metrics": {"serviceMonitor": True, "serviceMonitorLabels": extra}}}
+    )
+    (monitor,) = by_kind(build_children(shop), "ServiceMonitor").values()
+
+    labels = monitor["metadata"]["labels"]
+    assert labels["release"] == "kube-prometheus-stack"
+    assert labels["app.kubernetes.io/instance"] == "shop"  # the operator's own labels win
+    assert labels["app.kubernetes.io/managed-by"] == "microshop-operator"
+
+
+def test_the_bus_restarts_when_its_configuration_changes(
+    make_shop: Callable[..., Obj], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RabbitMQ reads rabbitmq.conf at start only: the pod template carries the config's
+    digest, so a changed ConfigMap changes the template and the StatefulSet restarts the pod."""
+    from microshop_operator.builders import configmap
+    from microshop_operator.builders.meta import digest
+
+    def template(objects: list[Obj]) -> Obj:
+        sts = by_kind(objects, "StatefulSet")["shop-bus"]
+        return dict(sts["spec"]["template"]["metadata"]["annotations"])
+
+    before = build_children(make_shop())
+    monkeypatch.setattr(configmap, "RABBITMQ_CONF", configmap.RABBITMQ_CONF + "heartbeat = 30\n")
+    after = build_children(make_shop())
+
+    config = by_kind(before, "ConfigMap")["shop-bus-config"]["data"]
+    assert template(before) == {"microshop.dev/config-digest": digest(config)}
+    assert template(after) != template(before)
+    changed = by_kind(after, "ConfigMap")["shop-bus-config"]["data"]
+    assert template(after) == {"microshop.dev/config-digest": digest(changed)}
 
 
 def _pod_templates(objects: list[Obj]) -> list[tuple[str, Obj]]:
@@ -361,7 +412,15 @@ def test_network_policies_let_in_only_who_needs_in(make_shop: Callable[..., Obj]
     assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
     assert deny["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "shop"
     gateway = policies["shop-gateway"]["spec"]["ingress"]
-    assert gateway == [{"ports": [{"protocol": "TCP", "port": 8080}]}]  # from anywhere
+    monitoring = {
+        "from": [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "monitoring"}}}],
+        "ports": [{"protocol": "TCP", "port": 9090}],
+    }  # fmt: skip
+    assert gateway == [{"ports": [{"protocol": "TCP", "port": 8080}]}, monitoring]  # anywhere
+    for service in ("users", "orders", "payments", "notifications"):
+        # The metrics port only from the monitoring namespace, never from anywhere else.
+        assert policies[f"shop-{service}"]["spec"]["ingress"][1] == monitoring
     for service in ("users", "orders", "payments", "notifications"):
         assert _allowed_sources(policies[f"shop-{service}"]) == {"gateway"}
         assert _allowed_sources(policies[f"shop-{service}-db"]) == {service}

@@ -160,6 +160,21 @@ INVALID: list[tuple[str, Obj | tuple[str, Obj], str | None]] = [
     ),
     ("paused-not-bool", {"paused": "yes"}, None),
     ("ingress-host-uppercase", {"gateway": {"ingress": {"host": "Shop.Example.com"}}}, None),
+    (
+        "service-monitor-label-key",
+        {"observability": {"metrics": {"serviceMonitorLabels": {"bad key": "x"}}}},
+        "serviceMonitorLabels keys are label keys",
+    ),
+    (
+        "service-monitor-label-value",
+        {"observability": {"metrics": {"serviceMonitorLabels": {"release": "-bad"}}}},
+        None,
+    ),
+    (
+        "monitoring-namespace",
+        {"observability": {"metrics": {"monitoringNamespace": "Monitoring"}}},
+        None,
+    ),
 ]
 
 
@@ -212,6 +227,18 @@ VALID: list[tuple[str, Obj]] = [
     ("ingress-host-and-tls", {"gateway": {"ingress": {"host": "a.example", "tlsSecretName": "t"}}}),
     ("ingress-without-host-or-tls", {"gateway": {"ingress": {"className": "nginx"}}}),
     ("quantities", {"services": {"users": {"resources": {"requests": {"cpu": "0.5"}}}}}),
+    (
+        "service-monitor-labels",
+        {
+            "observability": {
+                "metrics": {
+                    "serviceMonitor": True,
+                    "monitoringNamespace": "prom",
+                    "serviceMonitorLabels": {"release": "kps", "example.com/team": "shop"},
+                }
+            }
+        },
+    ),
 ]
 
 
