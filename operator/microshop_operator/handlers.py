@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -70,6 +71,14 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
         settings.peering.name = config.peering_name
     else:
         settings.peering.standalone = True
+
+
+def filter_watches(settings: kopf.OperatorSettings, children: Iterable[tuple[str, str]]) -> None:
+    """Watch owned kinds through a label selector the API server applies, so that the operator
+    lists and watches only its own children instead of every object of the kind in the
+    cluster and filtering them itself (a kopf `labels=` filter is client-side)."""
+    for group, plural in children:
+        settings.watching.label_selectors[group, plural] = f"{c.LABEL_MANAGED_BY}={c.MANAGED_BY}"
 
 
 def connect(settings: kopf.OperatorSettings, config: OperatorConfig) -> KubernetesApi:

@@ -31,14 +31,17 @@ CHILDREN = (
     ("autoscaling", "v2", "horizontalpodautoscalers"),
     ("policy", "v1", "poddisruptionbudgets"),
 )
-# Every resource kopf lists and watches for the handlers below (operator/rbac.yaml grants it).
-WATCHED = (SHOP, DEPLOYMENTS, STATEFULSETS, *CHILDREN)
+OWNED_KINDS = (DEPLOYMENTS, STATEFULSETS, *CHILDREN)
+# Every resource kopf lists and watches for the handlers below (operator/rbac.yaml grants it);
+# the owned kinds only through a label selector the server applies (handlers.filter_watches).
+WATCHED = (SHOP, *OWNED_KINDS)
 OWNED = {c.LABEL_MANAGED_BY: c.MANAGED_BY}
 
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     handlers.configure(settings, CONFIG)
+    handlers.filter_watches(settings, [(group, plural) for group, _, plural in OWNED_KINDS])
     if CONFIG.metrics_port:
         prometheus_client.start_http_server(CONFIG.metrics_port)
     memo.reconciler = handlers.Reconciler(handlers.connect(settings, CONFIG))
@@ -74,7 +77,7 @@ async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, *
         await memo.reconciler.reconcile_owner(*owner, logger)
 
 
-for _child in (DEPLOYMENTS, STATEFULSETS, *CHILDREN):
+for _child in OWNED_KINDS:
     kopf.on.event(*_child, labels=OWNED)(child_changed)
 
 

@@ -78,3 +78,34 @@ def test_a_hand_edit_is_undone_by_its_watch(slow_timer_operator: Operator, names
         timeout=10,
         what="the gateway's routes to be restored",
     )
+
+
+def test_owned_kinds_are_listed_and_watched_through_a_server_side_label_selector(
+    slow_timer_operator: Operator, namespace: str
+) -> None:
+    """Defect 9: every list and watch the operator makes of a kind it owns carries the
+    managed-by label selector, so the API server sends only the operator's children (a kopf
+    `labels=` filter alone is applied by the client to every object of the kind). The Shops
+    themselves are watched whole."""
+    api = slow_timer_operator.api
+    shop = shop_manifest(namespace)
+    apply_shop(api, shop)
+    wait_until(lambda: all_applied(api, shop), timeout=30, what="every child")
+    operator_user = next(
+        s.user for s in api.emulator.selectors_for("shops") if s.user.startswith("system:")
+    )
+
+    owned = [
+        *("deployments", "statefulsets", "services", "serviceaccounts", "configmaps"),
+        *("networkpolicies", "ingresses", "horizontalpodautoscalers", "poddisruptionbudgets"),
+    ]
+    for plural in owned:
+        watched = [s for s in api.emulator.selectors_for(plural, user=operator_user)
+                   if s.namespace is None]  # fmt: skip
+        assert watched, plural  # kopf lists and watches it cluster-wide
+        assert {s.label_selector for s in watched} == {
+            "app.kubernetes.io/managed-by=microshop-operator"
+        }, plural
+    assert {s.label_selector for s in api.emulator.selectors_for("shops", user=operator_user)} == {
+        ""
+    }

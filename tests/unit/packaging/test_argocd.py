@@ -135,8 +135,11 @@ def test_health_of_every_status_the_operator_writes() -> None:
         (Observation(2, {"demo-gateway": Readiness(1, 2)}), False, "Progressing"),
         (Observation(2, {"users": Readiness(1, 1, rolled_out=False)}), False, "Progressing"),
         (Observation(2, {"users": Readiness(1, 1, False, "timed out")}), False, "Degraded"),
-        (Observation(2, ready, failures=(("Deployment/demo-users", "Forbidden"),)), False,
-         "Degraded"),
+        (
+            Observation(2, ready, failures=(("Deployment/demo-users", "Forbidden"),)),
+            False,
+            "Degraded",
+        ),
         (Observation(2, problem=(Reason.INVALID_SPEC, "bad")), False, "Degraded"),
         (Observation(2, problem=(Reason.APPLY_FAILED, "denied")), False, "Degraded"),
         (Observation(2, ready, paused=True), True, "Suspended"),
