@@ -31,6 +31,7 @@ class Benchmark:
 # One entry per benchmark; the module's `run(quick)` returns a Report.
 BENCHMARKS = (
     Benchmark("gateway", "bench.gateway_bench", "gateway req/s and p99 vs direct and nginx"),
+    Benchmark("store", "bench.store_bench", "orders store lookups at 100 vs 10,000 orders"),
 )
 
 

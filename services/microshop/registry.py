@@ -49,7 +49,7 @@ class Service:
     # Path prefixes the gateway forwards to it; a prefix matches itself and anything below "/".
     routes: tuple[str, ...] = ()
     public: tuple[PublicRoute, ...] = ()
-    # Its own database (a cluster's engine; standalone uses SQLite or the embedded store).
+    # Its own database (a cluster's engine; standalone uses SQLite).
     database: Database | None = None
     # It publishes or consumes events.
     bus: bool = False

@@ -74,10 +74,8 @@ def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[st
             "port": ports[service.name],
             "jwt_public_key": keys.public_pem,
         }
-        if service.database == "postgresql":
+        if service.database:  # PostgreSQL's and MongoDB's embedded stand-in alike: SQLite
             settings["database_url"] = f"sqlite:///{data_dir / f'{service.name}.db'}"
-        elif service.database == "mongodb":
-            settings["database_url"] = f"montydb:///{data_dir / service.name}"
         if service.bus:
             settings["bus_url"] = bus_url
         if service.signs_tokens:

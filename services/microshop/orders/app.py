@@ -32,7 +32,12 @@ class OrdersRuntime:
 
     @classmethod
     def open(cls, settings: OrdersSettings, telemetry: ServiceTelemetry) -> OrdersRuntime:
-        store = OrderStore(settings.database_url, settings.database_name, telemetry.tracer)
+        store = OrderStore(
+            settings.database_url,
+            settings.database_name,
+            telemetry.tracer,
+            settings.mongo_client_options(),
+        )
         try:
             store.prepare()  # indexes and the catalog: the first thing that needs the server
         except Exception:

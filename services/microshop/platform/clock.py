@@ -6,5 +6,5 @@ from datetime import UTC, datetime
 
 
 def as_utc(value: datetime) -> datetime:
-    """Stores that drop the zone (SQLite, the embedded document store) hand back naive UTC."""
+    """Stores that drop the zone (SQLite) hand back naive UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -8,7 +8,7 @@ span processor. The spans are made here, at the edges we own (ASGI, the SQLAlche
 document store's collections; the bus in `bus/instrumented.py`, the gateway's upstream call in
 `gateway/forwarder.py`): the contrib instrumentation packages pin the SDK to their own beta release
 line (adding opentelemetry-instrumentation-sqlalchemy moved the SDK back a release and brought
-wrapt), and montydb and mongomock send no pymongo command events for theirs to see.
+wrapt), and mongomock sends no pymongo command events for theirs to see.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ def trace_engine(engine: Engine, tracer: Tracer) -> None:
 
 class TracedCollection:
     """A pymongo-API collection whose commands make client spans (as pymongo's own monitoring
-    would on a server, but also on montydb and mongomock), inside a traced request or message."""
+    would on a server, but also on mongomock), inside a traced request or message."""
 
     _COMMANDS = frozenset(
         {
@@ -239,6 +239,7 @@ class TracedCollection:
             "find",
             "create_index",
             "delete_many",
+            "update_many",
         }
     )
 
@@ -265,6 +266,34 @@ class TracedCollection:
                 return attribute(*args, **kwargs)
 
         return command
+
+
+class TracedConnection:
+    """A sqlite3 connection whose statements make client spans, as `trace_engine` does for
+    SQLAlchemy's, inside a traced request or message (the embedded orders store's)."""
+
+    def __init__(self, connection: Any, tracer: Tracer) -> None:
+        self._connection, self._tracer = connection, tracer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def execute(self, statement: str, parameters: Any = ()) -> Any:
+        return self._traced(self._connection.execute, statement, parameters)
+
+    def executemany(self, statement: str, parameters: Any) -> Any:
+        return self._traced(self._connection.executemany, statement, parameters)
+
+    def _traced(self, run: Any, statement: str, parameters: Any) -> Any:
+        if not _recording():
+            return run(statement, parameters)
+        operation = statement.lstrip().split(" ", 1)[0].upper()
+        with self._tracer.start_as_current_span(
+            f"{operation} sqlite",
+            kind=SpanKind.CLIENT,
+            attributes={"db.system.name": "sqlite", "db.query.text": statement},
+        ):
+            return run(statement, parameters)
 
 
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})

@@ -1,54 +1,48 @@
-"""The orders database behind the pymongo API: MongoDB, or an embedded pymongo-compatible store
-(montydb on disk, mongomock in memory), chosen by URL."""
+"""The orders database behind the pymongo API: a MongoDB server (mongodb://), or mongomock in
+memory (mongomock://, for unit tests), chosen by URL."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pymongo
 import pymongo.errors
 from opentelemetry.trace import Tracer
+from pymongo.uri_parser import parse_uri
 
 from microshop.platform.telemetry import TracedCollection
 
-
-def _duplicate_key_errors() -> tuple[type[Exception], ...]:
-    errors: list[type[Exception]] = [pymongo.errors.DuplicateKeyError]
-    with contextlib.suppress(ImportError):
-        import montydb.errors
-
-        errors.append(montydb.errors.DuplicateKeyError)
-    return tuple(errors)
+# What an insert raises on a taken _id or unique key.
+DUPLICATE_KEY = (pymongo.errors.DuplicateKeyError,)
 
 
-# What an insert raises on a taken _id or unique key, whichever store is behind the API.
-DUPLICATE_KEY = _duplicate_key_errors()
+def client_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` (from settings) as MongoClient keywords, less those the URL sets itself: an
+    option written in the URL wins (pymongo would let the keyword win)."""
+    in_url = {name.lower() for name in parse_uri(url)["options"]}
+    return {name: value for name, value in options.items() if name.lower() not in in_url}
 
 
-def connect(url: str, database_name: str) -> tuple[Any, Any, bool]:
-    """(client, database, embedded) for a mongodb://, montydb:/// or mongomock:// URL."""
+def connect(
+    url: str, database_name: str, options: Mapping[str, Any] | None = None
+) -> tuple[Any, Any, bool]:
+    """(client, database, in_memory) for a mongodb:// or mongomock:// URL."""
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        client: Any = pymongo.MongoClient(url, serverSelectionTimeoutMS=3000, tz_aware=True)
+        client: Any = pymongo.MongoClient(url, tz_aware=True, **client_options(url, options or {}))
         return client, client[database_name], False
-    if url.startswith("montydb://"):
-        from montydb import MontyClient, set_storage
-
-        # Like sqlite:///: three slashes then a relative path, four for an absolute one.
-        path = url.removeprefix("montydb:///")
-        if not path or path == url:
-            raise ValueError(f"{url!r}: use montydb:///relative/path or montydb:////absolute/path")
-        set_storage(path, storage="sqlite", use_bson=False)
-        client = MontyClient(path)
-        return client, client[database_name], True
     if url.startswith("mongomock://"):
         import mongomock
 
         client = mongomock.MongoClient(tz_aware=True)
         return client, client[database_name], True
-    raise ValueError(f"unsupported orders database URL {url!r}: use mongodb://, montydb:///path")
+    raise ValueError(
+        f"unsupported orders database URL {url!r}: use mongodb://…, sqlite:///path (embedded)"
+        " or mongomock:// (in memory, tests)"
+    )
 
 
 @dataclass
@@ -60,24 +54,28 @@ class DocumentBackend:
     database: Any
     orders: Any
     products: Any
-    embedded: bool
-    # The embedded stores are not made for concurrent writers: access to them is serialised.
+    in_memory: bool
+    # pymongo's client is thread-safe; mongomock is not, so access to it is serialised.
     lock: contextlib.AbstractContextManager[Any]
 
     @classmethod
     def open(
-        cls, url: str, database_name: str = "orders", tracer: Tracer | None = None
+        cls,
+        url: str,
+        database_name: str = "orders",
+        tracer: Tracer | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> DocumentBackend:
-        client, database, embedded = connect(url, database_name)
+        client, database, in_memory = connect(url, database_name, options)
         orders, products = database["orders"], database["products"]
         if tracer is not None:
             orders, products = TracedCollection(orders, tracer), TracedCollection(products, tracer)
-        lock = threading.RLock() if embedded else contextlib.nullcontext()
-        return cls(client, database, orders, products, embedded, lock)
+        lock = threading.RLock() if in_memory else contextlib.nullcontext()
+        return cls(client, database, orders, products, in_memory, lock)
 
     def ping(self) -> None:
         with self.lock:
-            if self.embedded:
+            if self.in_memory:
                 self.products.find_one()
             else:
                 self.client.admin.command("ping")

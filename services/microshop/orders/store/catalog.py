@@ -6,12 +6,11 @@ from microshop.orders.domain import CATALOG, Product
 from microshop.orders.store.backend import DocumentBackend
 
 
-class Catalog:
+class DocumentCatalog:
     def __init__(self, backend: DocumentBackend) -> None:
         self.backend = backend
 
     def seed(self) -> None:
-        """Write every product of the domain's catalog (upserts: safe on every start)."""
         with self.backend.lock:
             for product in CATALOG:
                 self.backend.products.update_one(
@@ -27,7 +26,6 @@ class Catalog:
                 )
 
     def products(self) -> dict[str, Product]:
-        """Every product by sku, in sku order."""
         with self.backend.lock:
             docs = list(self.backend.products.find({}))
         return {

@@ -1,29 +1,29 @@
-"""Orders in the orders database: placing one (idempotently, with its event), reading the
+"""Orders in the document store: placing one (idempotently, with its event), reading the
 caller's, and settling one once by its payment outcome."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
 
-from microshop.events import OrderCreated
 from microshop.orders.domain import InvalidTransition, OrderStatus, PricedOrder, next_status
 from microshop.orders.store import inbox
 from microshop.orders.store.backend import DUPLICATE_KEY, DocumentBackend
-from microshop.orders.store.outbox import OUTBOX, DocumentOutbox, outbox_entry
+from microshop.orders.store.base import new_order, replayed
+from microshop.orders.store.outbox import OUTBOX, DocumentOutbox, outbox_entry, pending
 from microshop.platform.clock import as_utc
-from microshop.platform.errors import Conflict
+
+NEWEST_FIRST = [("created_at", pymongo.DESCENDING), ("id", pymongo.DESCENDING)]
 
 
-class Orders:
+class DocumentOrders:
     def __init__(self, backend: DocumentBackend, outbox: DocumentOutbox) -> None:
         self.backend, self.outbox = backend, outbox
 
     def create_indexes(self) -> None:
-        """Safe to run on every start of every replica."""
+        """Every query below has its index, so none slows down as the collection fills."""
         with self.backend.lock:
             orders = self.backend.orders
             orders.create_index("id", unique=True)
@@ -31,9 +31,11 @@ class Orders:
                 [("user_id", pymongo.ASCENDING), ("idempotency_key", pymongo.ASCENDING)],
                 unique=True,
             )
-            orders.create_index(
-                [("user_id", pymongo.ASCENDING), ("created_at", pymongo.DESCENDING)]
-            )
+            # The user's list, in the order it is sorted (no in-memory sort).
+            orders.create_index([("user_id", pymongo.ASCENDING), *NEWEST_FIRST])
+            # The re-drive's "PENDING for too long".
+            orders.create_index([("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)])
+            self.outbox.create_indexes()
 
     def place(
         self,
@@ -46,49 +48,24 @@ class Orders:
         payment_method: str,
         headers: dict[str, str],
     ) -> tuple[dict[str, Any], bool]:
-        """Insert the order with its order.created event; (order, created) — False on a replay."""
-        now = datetime.now(UTC)
-        order_id = str(uuid.uuid4())
-        event = OrderCreated(
-            order_id=order_id,
+        doc, event = new_order(
             user_id=user_id,
-            total_cents=priced.total_cents,
-            currency=priced.currency,
+            idempotency_key=idempotency_key,
+            idempotency_id=idempotency_id,
+            fingerprint=fingerprint,
+            priced=priced,
             payment_method=payment_method,
-            occurred_at=now,
         )
-        doc = {
-            "_id": idempotency_id,
-            "id": order_id,
-            "user_id": user_id,
-            "idempotency_key": idempotency_key,
-            "fingerprint": fingerprint,
-            "status": OrderStatus.PENDING.value,
-            "failure_code": None,
-            "items": [line.__dict__ for line in priced.lines],
-            "total_cents": priced.total_cents,
-            "currency": priced.currency,
-            "payment_method": payment_method,
-            "created_at": now,
-            "updated_at": now,
-            OUTBOX: [outbox_entry(event, headers)],
-            inbox.PROCESSED: [],
-        }
+        doc.update({OUTBOX: [outbox_entry(event, headers)], inbox.PROCESSED: [], **pending()})
         try:
             with self.backend.lock:
                 self.backend.orders.insert_one(doc)
-            self.outbox.on_commit()
-            return doc, True
         except DUPLICATE_KEY:
             with self.backend.lock:
                 existing = self.backend.orders.find_one({"_id": idempotency_id})
-            if existing is None:  # pragma: no cover - the key was taken by a concurrent twin
-                raise
-            if existing["fingerprint"] != fingerprint:
-                raise Conflict(
-                    "Idempotency-Key was already used with a different request body"
-                ) from None
-            return existing, False
+            return replayed(existing, fingerprint), False
+        self.outbox.on_commit()
+        return doc, True
 
     def get(self, user_id: str, order_id: str) -> dict[str, Any] | None:
         with self.backend.lock:
@@ -102,17 +79,13 @@ class Orders:
         with self.backend.lock:
             total = self.backend.orders.count_documents(query)
             docs = list(
-                self.backend.orders.find(query)
-                .sort([("created_at", pymongo.DESCENDING), ("id", pymongo.DESCENDING)])
-                .skip(offset)
-                .limit(limit)
+                self.backend.orders.find(query).sort(NEWEST_FIRST).skip(offset).limit(limit)
             )
         return docs, total
 
     def apply_payment_outcome(
         self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
     ) -> str:
-        """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored'."""
         try:
             target = next_status(OrderStatus.PENDING, event_type)
         except InvalidTransition:
@@ -148,3 +121,13 @@ class Orders:
         with self.backend.lock:
             order = self.backend.orders.find_one({"id": order_id}, {"created_at": 1})
         return as_utc(order["created_at"]) if order else None
+
+    def pending_older_than(self, cutoff: datetime, limit: int) -> list[dict[str, Any]]:
+        with self.backend.lock:
+            return list(
+                self.backend.orders.find(
+                    {"status": OrderStatus.PENDING.value, "created_at": {"$lt": cutoff}}
+                )
+                .sort([("status", pymongo.ASCENDING), ("created_at", pymongo.ASCENDING)])
+                .limit(limit)
+            )

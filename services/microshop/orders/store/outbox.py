@@ -1,31 +1,31 @@
 """The document outbox: the events an order has yet to publish, kept inside the order document,
 and the relay's lease on them.
 
-An order and its order.created event are then one atomic single-document write. Relays claim
-orders with pending events by a short lease (`find_one_and_update` on `outbox_lease_until`),
-so replicas relay side by side without sending an event twice.
+An order and its order.created event are then one atomic single-document write. An order with
+events to publish carries `outbox_relay_after` (epoch seconds: 0 when new, the lease's end
+while a relay holds it), indexed sparsely, so the relay's scan reads only the index entries of
+orders with work and costs the same with 10 or 10 million settled orders. A relay claims a
+batch by one update of the candidates that re-checks `outbox_relay_after`, stamps its own
+`outbox_lease` token, and reads back what it won; after publishing, one update clears them all.
+Replicas thus relay side by side without sending an event twice.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+import pymongo
 
 from microshop.events import Event, parse_event
 from microshop.orders.store.backend import DocumentBackend
-from microshop.platform.bus import OutgoingMessage
+from microshop.orders.store.base import OUTBOX_LEASE_SECONDS, Claim, LeasedOutbox
 from microshop.platform.clock import as_utc
 from microshop.platform.outbox import to_message
 
-RELAY_BATCH = 100
-# How long a relay may hold an order's events before another replica may take them over.
-OUTBOX_LEASE_SECONDS = 30.0
 OUTBOX = "outbox"
-LEASE = "outbox_lease_until"
+RELAY_AFTER = "outbox_relay_after"
+LEASE = "outbox_lease"
 
 
 def outbox_entry(event: Event, headers: dict[str, str]) -> dict[str, Any]:
@@ -39,70 +39,79 @@ def outbox_entry(event: Event, headers: dict[str, str]) -> dict[str, Any]:
     }
 
 
-class DocumentOutbox:
-    """The relay's source. `on_commit` is called once an order with a new event is written (the
-    runtime makes it wake the relay)."""
+def pending() -> dict[str, Any]:
+    """The fields of a new order with an event to publish: any relay may take it now."""
+    return {RELAY_AFTER: 0.0}
 
+
+def add_event(entry: dict[str, Any]) -> dict[str, Any]:
+    """The update that adds an event to an existing order's outbox.
+
+    It makes the order pending again and drops any relay's lease on it, so a relay clearing an
+    earlier claim of the order (its filter names its lease token) leaves the new event pending;
+    that relay's events are then sent once more, which consumers dedupe by event id."""
+    return {"$push": {OUTBOX: entry}, "$set": pending(), "$unset": {LEASE: ""}}
+
+
+class DocumentOutbox(LeasedOutbox):
     def __init__(self, backend: DocumentBackend) -> None:
+        super().__init__()
         self.backend = backend
-        self.on_commit: Callable[[], None] = lambda: None
 
-    def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
-        """Claim orders with pending events, publish their events, then remove them."""
-        docs = self.claim(RELAY_BATCH)
-        messages = [
-            to_message(parse_event(entry["payload"]), entry.get("headers"))
-            for doc in docs
-            for entry in doc[OUTBOX]
-        ]
-        if not messages:
-            return 0
+    def create_indexes(self) -> None:
         orders = self.backend.orders
-        try:
-            publish(messages)
-        except Exception:
-            with self.backend.lock:  # let the next attempt, here or in another replica, have them
-                orders.update_many(
-                    {"_id": {"$in": [doc["_id"] for doc in docs]}}, {"$set": {LEASE: None}}
-                )
-            raise
-        with self.backend.lock:
-            for doc in docs:
-                sent = [entry["event_id"] for entry in doc[OUTBOX]]
-                orders.update_one(
-                    {"_id": doc["_id"]},
-                    {"$pull": {OUTBOX: {"event_id": {"$in": sent}}}, "$set": {LEASE: None}},
-                )
-        return len(messages)
+        orders.create_index([(RELAY_AFTER, pymongo.ASCENDING)], sparse=True)
+        # Orders written before the relay scan was indexed: make their pending events visible.
+        orders.update_many(
+            {f"{OUTBOX}.0": {"$exists": True}, RELAY_AFTER: {"$exists": False}},
+            {"$set": pending()},
+        )
 
-    def claim(self, limit: int) -> list[dict[str, Any]]:
-        """Lease up to `limit` orders with pending events to this relay; the orders claimed."""
-        # Epoch seconds, not datetimes: the embedded stores hand datetimes back without a zone.
+    def claim(self, limit: int) -> Claim:
+        # Epoch seconds, not datetimes: comparable on every backend without a time zone.
         now = time.time()
-        claimed: list[dict[str, Any]] = []
+        claim = Claim()
+        orders = self.backend.orders
         with self.backend.lock:
-            while len(claimed) < limit:
-                doc = self.backend.orders.find_one_and_update(
-                    {
-                        f"{OUTBOX}.0": {"$exists": True},
-                        "$or": [
-                            {LEASE: None},  # also matches a missing field
-                            {LEASE: {"$lt": now}},  # a relay that died
-                        ],
-                    },
-                    {"$set": {LEASE: now + OUTBOX_LEASE_SECONDS}},
-                    return_document=ReturnDocument.AFTER,
-                )
-                if doc is None:
-                    break
-                claimed.append(doc)
-        return claimed
+            candidates = [
+                doc["_id"]
+                for doc in orders.find({RELAY_AFTER: {"$lte": now}}, {"_id": 1}).limit(limit)
+            ]
+            if not candidates:
+                return claim
+            orders.update_many(
+                {"_id": {"$in": candidates}, RELAY_AFTER: {"$lte": now}},
+                {"$set": {RELAY_AFTER: now + OUTBOX_LEASE_SECONDS, LEASE: claim.token}},
+            )
+            won = list(orders.find({"_id": {"$in": candidates}, LEASE: claim.token}, {OUTBOX: 1}))
+        for doc in won:
+            claim.keys.append(doc["_id"])
+            for entry in doc[OUTBOX]:
+                claim.event_ids.append(entry["event_id"])
+                claim.messages.append(to_message(parse_event(entry["payload"]), entry["headers"]))
+        return claim
+
+    def release(self, claim: Claim) -> None:
+        with self.backend.lock:
+            self.backend.orders.update_many(
+                {"_id": {"$in": claim.keys}, LEASE: claim.token},
+                {"$set": pending(), "$unset": {LEASE: ""}},
+            )
+
+    def clear(self, claim: Claim) -> None:
+        with self.backend.lock:
+            self.backend.orders.update_many(
+                {"_id": {"$in": claim.keys}, LEASE: claim.token},
+                {
+                    "$pull": {OUTBOX: {"event_id": {"$in": claim.event_ids}}},
+                    "$unset": {RELAY_AFTER: "", LEASE: ""},
+                },
+            )
 
     def backlog(self) -> tuple[int, float]:
-        """How many events wait, and the age in seconds of the oldest."""
         with self.backend.lock:
-            docs = list(self.backend.orders.find({f"{OUTBOX}.0": {"$exists": True}}, {OUTBOX: 1}))
+            docs = list(self.backend.orders.find({RELAY_AFTER: {"$gte": 0}}, {OUTBOX: 1}))
         created = [as_utc(e["created_at"]) for d in docs for e in d[OUTBOX] if e.get("created_at")]
         if not created:
             return 0, 0.0
-        return len(created), (datetime.now(UTC) - min(created)).total_seconds()
+        return len(created), time.time() - min(created).timestamp()

@@ -1,0 +1,266 @@
+"""The orders store contract: what every backend (mongomock, the embedded SQLite store, the
+MongoDB wire server) must do alike, as the service relies on it.
+
+A test module subclasses `StoreContract` and gives two fixtures: `store` (a prepared, empty
+OrderStore) and `twin` (a callable opening another OrderStore on the same database, as a second
+replica would).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from microshop.events import OrderCreated, PaymentFailed, PaymentSucceeded, parse_event
+from microshop.orders.domain import (
+    CATALOG,
+    RequestedItem,
+    idempotency_id,
+    price_order,
+    request_fingerprint,
+)
+from microshop.orders.store import OrderStore
+from microshop.platform.bus import OutgoingMessage
+from microshop.platform.errors import Conflict
+
+CATALOG_BY_SKU = {p.sku: p for p in CATALOG}
+VISA = "pm_card_visa"
+
+
+def place(
+    store: OrderStore,
+    user: str = "alice",
+    key: str | None = None,
+    quantity: int = 1,
+    headers: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], bool]:
+    key = key or str(uuid.uuid4())
+    items = [RequestedItem("MUG-CLASSIC", quantity)]
+    return store.orders.place(
+        user_id=user,
+        idempotency_key=key,
+        idempotency_id=idempotency_id(user, key),
+        fingerprint=request_fingerprint(items, VISA),
+        priced=price_order(items, CATALOG_BY_SKU),
+        payment_method=VISA,
+        headers=headers or {},
+    )
+
+
+def outcome(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> str:
+    return store.orders.apply_payment_outcome(
+        order_id=event.order_id,
+        event_id=event.event_id,
+        event_type=event.type,
+        failure_code=event.failure_code if isinstance(event, PaymentFailed) else None,
+    )
+
+
+def paid(order: dict[str, Any]) -> PaymentSucceeded:
+    return PaymentSucceeded(
+        payment_id=str(uuid.uuid4()), order_id=order["id"], user_id=order["user_id"],
+        amount_cents=order["total_cents"], currency=order["currency"],
+    )  # fmt: skip
+
+
+def relay_all(store: OrderStore) -> list[OutgoingMessage]:
+    sent: list[OutgoingMessage] = []
+    while store.outbox.relay_batch(sent.extend):
+        pass
+    return sent
+
+
+class StoreContract:
+    def test_the_catalog_is_the_domains_and_seeding_twice_changes_nothing(
+        self, store: OrderStore
+    ) -> None:
+        store.prepare()
+        assert store.catalog.products() == {p.sku: p for p in sorted(CATALOG, key=lambda p: p.sku)}
+        assert list(store.catalog.products()) == sorted(CATALOG_BY_SKU)
+
+    def test_a_placed_order_reads_back_pending_priced_and_only_by_its_owner(
+        self, store: OrderStore
+    ) -> None:
+        order, created = place(store, quantity=2)
+        assert created
+        found = store.orders.get("alice", order["id"])
+        assert found is not None
+        assert (found["status"], found["total_cents"]) == ("PENDING", 2400)
+        assert found["currency"] == "EUR"
+        assert found["items"] == [
+            {"sku": "MUG-CLASSIC", "name": "Classic mug", "quantity": 2,
+             "unit_price_cents": 1200, "line_total_cents": 2400},
+        ]  # fmt: skip
+        assert found["payment_method"] == VISA and found["failure_code"] is None
+        # Times come back in UTC, to the millisecond a server keeps.
+        assert found["created_at"].utcoffset() == timedelta(0)
+        assert abs(found["created_at"] - order["created_at"]) < timedelta(milliseconds=1)
+        assert store.orders.get("bob", order["id"]) is None
+        assert store.orders.get("alice", str(uuid.uuid4())) is None
+
+    def test_the_same_key_replays_the_order_and_another_body_is_a_conflict(
+        self, store: OrderStore
+    ) -> None:
+        first, created = place(store, key="k")
+        again, created_again = place(store, key="k")
+        assert (created, created_again) == (True, False)
+        assert again["id"] == first["id"]
+        with pytest.raises(Conflict, match="Idempotency-Key"):
+            place(store, key="k", quantity=3)
+        other, created_by_bob = place(store, user="bob", key="k")  # keys are per user
+        assert created_by_bob and other["id"] != first["id"]
+        assert len(relay_all(store)) == 2  # one event per order, none for the replay
+
+    def test_concurrent_twins_of_one_request_make_one_order(self, store: OrderStore) -> None:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: place(store, key="twin"), range(8)))
+        assert sorted(created for _, created in results) == [False] * 7 + [True]
+        assert len({order["id"] for order, _ in results}) == 1
+
+    def test_the_users_list_is_newest_first_paged_and_counted(self, store: OrderStore) -> None:
+        ids = []
+        for _ in range(5):
+            ids.append(place(store)[0]["id"])
+            time.sleep(0.002)  # distinct creation times, as a server clock gives them
+        place(store, user="bob")
+        page, total = store.orders.list_for_user("alice", 2, 1)
+        assert total == 5
+        assert [o["id"] for o in page] == [ids[3], ids[2]]
+        assert store.orders.list_for_user("carol", 20, 0) == ([], 0)
+
+    def test_a_payment_outcome_settles_the_order_once(self, store: OrderStore) -> None:
+        order, _ = place(store)
+        succeeded = paid(order)
+        assert outcome(store, succeeded) == "applied"
+        assert outcome(store, succeeded) == "duplicate"
+        fields = succeeded.model_dump(exclude={"event_id", "type"})
+        contradicting = PaymentFailed(**fields, failure_code="card_declined")
+        assert outcome(store, contradicting) == "ignored"
+        settled = store.orders.get("alice", order["id"])
+        assert settled is not None
+        assert (settled["status"], settled["failure_code"]) == ("PAID", None)
+        assert settled["updated_at"] >= settled["created_at"]
+
+    def test_a_failed_payment_keeps_its_code_and_an_unknown_order_is_a_lookup_error(
+        self, store: OrderStore
+    ) -> None:
+        order, _ = place(store)
+        failed = PaymentFailed(
+            **{**paid(order).model_dump(exclude={"event_id", "type"}), "failure_code": "expired"}
+        )
+        assert outcome(store, failed) == "applied"
+        settled = store.orders.get("alice", order["id"])
+        assert settled is not None
+        assert (settled["status"], settled["failure_code"]) == ("PAYMENT_FAILED", "expired")
+        with pytest.raises(LookupError):
+            outcome(store, paid({**order, "id": str(uuid.uuid4())}))
+        placed = store.orders.placed_at(order["id"])
+        assert placed is not None and abs(placed - order["created_at"]) < timedelta(milliseconds=1)
+        assert store.orders.placed_at(str(uuid.uuid4())) is None
+
+    def test_pending_orders_older_than_a_cutoff_oldest_first(self, store: OrderStore) -> None:
+        old = [place(store)[0] for _ in range(3)]
+        time.sleep(0.01)
+        cutoff = datetime.now(UTC)
+        time.sleep(0.01)
+        place(store)  # too young
+        outcome(store, paid(old[1]))  # no longer pending
+        found = store.orders.pending_older_than(cutoff, 10)
+        assert [o["id"] for o in found] == [old[0]["id"], old[2]["id"]]
+        assert [o["id"] for o in store.orders.pending_older_than(cutoff, 1)] == [old[0]["id"]]
+
+    def test_the_relay_sends_each_orders_event_once_with_its_headers(
+        self, store: OrderStore
+    ) -> None:
+        kicked = threading.Event()
+        store.outbox.on_commit = kicked.set
+        order, _ = place(store, headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"})
+        assert kicked.is_set()
+        assert store.outbox.backlog()[0] == 1
+        sent = relay_all(store)
+        assert len(sent) == 1
+        event = parse_event(sent[0].body)
+        assert isinstance(event, OrderCreated)
+        assert (event.order_id, event.total_cents) == (order["id"], 1200)
+        assert sent[0].routing_key == "order.created" and sent[0].message_id == event.event_id
+        assert sent[0].headers["traceparent"].startswith("00-111")
+        assert store.outbox.backlog() == (0, 0.0)
+        assert relay_all(store) == []
+
+    def test_the_backlog_counts_waiting_events_and_the_oldest_ones_age(
+        self, store: OrderStore
+    ) -> None:
+        for _ in range(3):
+            place(store)
+        time.sleep(0.05)
+        count, age = store.outbox.backlog()
+        assert count == 3 and 0.05 <= age < 30
+
+    def test_a_failed_publish_releases_the_claim_for_the_next_try(
+        self, store: OrderStore, twin: Callable[[], OrderStore]
+    ) -> None:
+        for _ in range(3):
+            place(store)
+
+        def refuse(messages: Sequence[OutgoingMessage]) -> None:
+            raise ConnectionError("broker down")
+
+        with pytest.raises(ConnectionError):
+            store.outbox.relay_batch(refuse)
+        other = twin()
+        delivered: list[str] = []
+        assert other.outbox.relay_batch(lambda ms: delivered.extend(m.message_id for m in ms)) == 3
+        assert len(set(delivered)) == 3
+
+    def test_a_claim_left_by_a_relay_that_died_is_taken_over_after_its_lease(
+        self, store: OrderStore, twin: Callable[[], OrderStore], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        place(store)
+        place(store)
+        assert len(store.outbox.claim(10).messages) == 2  # claimed, then the relay dies
+        other = twin()
+        assert other.outbox.relay_batch(lambda ms: None) == 0  # still leased to the dead one
+        later = time.time() + 31
+        monkeypatch.setattr(time, "time", lambda: later)
+        delivered: list[str] = []
+        assert other.outbox.relay_batch(lambda ms: delivered.extend(m.message_id for m in ms)) == 2
+        assert all(uuid.UUID(d) for d in delivered)  # event ids
+
+    def test_two_relays_side_by_side_send_every_event_exactly_once(
+        self, store: OrderStore, twin: Callable[[], OrderStore]
+    ) -> None:
+        for _ in range(40):
+            place(store)
+        sent: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def slow_publish(messages: Sequence[OutgoingMessage]) -> None:
+            time.sleep(0.05)  # long enough for the other relay to look at the same events
+            with lock:
+                sent.update(m.message_id for m in messages)
+
+        def relay(outbox: Any) -> None:
+            while outbox.relay_batch(slow_publish):
+                pass
+
+        from microshop.orders.store import base
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(base, "RELAY_BATCH", 7)  # several batches each, interleaved
+            threads = [
+                threading.Thread(target=relay, args=(o,)) for o in (store.outbox, twin().outbox)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert len(sent) == 40
+        assert set(sent.values()) == {1}
