@@ -65,7 +65,7 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
 
         say("3. list products")
         products = await call("GET", "/api/v1/products", 200)
-        for p in products:
+        for p in products["items"]:
             say(f"   {p['sku']:<12} {p['name']:<20} {_money(p['price_cents'], p['currency'])}")
 
         orders = {}
@@ -114,7 +114,7 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
         say("7. payments")
         for label, order in orders.items():
             payments = await call("GET", "/api/v1/payments", 200, params={"order_id": order["id"]})
-            for p in payments:
+            for p in payments["items"]:
                 code = f" {p['failure_code']}" if p["failure_code"] else ""
                 say(
                     f"   {label:<8} {_money(p['amount_cents'], p['currency'])}: {p['status']}{code}"

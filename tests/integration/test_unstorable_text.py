@@ -82,7 +82,7 @@ def test_a_json_body_with_unstorable_text_is_422_naming_the_field(
     )
 
     assert response.status_code == 422, response.text
-    assert response.json()["detail"] == [refusal(location, why)]
+    assert response.json()["errors"] == [refusal(location, why)]
     assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
@@ -104,7 +104,7 @@ def test_a_login_form_with_unstorable_text_is_422_naming_the_field(
     )
 
     assert response.status_code == 422, response.text
-    assert response.json()["detail"] == [refusal(["body", field], why)]
+    assert response.json()["errors"] == [refusal(["body", field], why)]
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_a_query_with_unstorable_text_is_422_naming_the_parameter(
     response = payments.get(f"/api/v1/payments?{query}", headers=token())
 
     assert response.status_code == 422, response.text
-    assert response.json()["detail"] == [refusal(["query", "order_id"], why)]
+    assert response.json()["errors"] == [refusal(["query", "order_id"], why)]
 
 
 def test_storable_text_goes_through(users: TestClient) -> None:
@@ -140,7 +140,7 @@ def test_a_path_with_unstorable_text_is_422_naming_the_parameter() -> None:
         response = orders.get("/api/v1/orders/%00", headers=token())
 
     assert response.status_code == 422, response.text
-    assert response.json()["detail"] == [refusal(["path", "order_id"], "not contain U+0000 (NUL)")]
+    assert response.json()["errors"] == [refusal(["path", "order_id"], "not contain U+0000 (NUL)")]
     with TestClient(orders_app(settings)) as orders:
         invalid = orders.get("/api/v1/orders/%ED%A0%80", headers=token())
-    assert invalid.json()["detail"] == [refusal(["path", "order_id"], "be valid UTF-8")]
+    assert invalid.json()["errors"] == [refusal(["path", "order_id"], "be valid UTF-8")]

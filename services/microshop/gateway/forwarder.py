@@ -24,6 +24,7 @@ from microshop.gateway.upstream import (
 )
 from microshop.platform.auth import InvalidToken
 from microshop.platform.context import accept_or_make_request_id, request_id_var, service_var
+from microshop.platform.errors import error_body
 from microshop.platform.telemetry import ServiceTelemetry, server_span
 
 log = logging.getLogger(__name__)
@@ -339,7 +340,7 @@ class Forwarder:
                 await response.read()  # and the connection is reused
         phrase = _PHRASES.get(status, "")
         detail = f"{service} answered {status} {phrase}".rstrip()
-        body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+        body = json.dumps(error_body(detail, request_id)).encode()
         kept = [(name, value) for name, value in response.headers if name in _KEPT_ON_ERROR]
         kept += [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]
         responder.send(status, kept, body)

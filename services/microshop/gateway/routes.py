@@ -63,7 +63,13 @@ class RouteTable:
         return None
 
     def is_public(self, method: str, path: str) -> bool:
-        """True for the routes a caller may use without a bearer token."""
+        """True for the routes a caller may use without a bearer token.
+
+        OPTIONS on any route: its answer (204 and `Allow`, from the service's middleware, no
+        route runs) tells what the public OpenAPI document already tells.
+        """
+        if method == "OPTIONS":
+            return True
         path = path.rstrip("/") or "/"
         if (method, path) in self._public_exact:
             return True

@@ -39,7 +39,7 @@ class GatewayServer:
         self.forwarder: Forwarder = app.state.forwarder
         assert isinstance(settings, GatewaySettings)
         self.bridge = AsgiBridge(app, (settings.host, settings.port))
-        limits = limits or ServerLimits(max_body_bytes=settings.max_body_bytes)
+        limits = limits or ServerLimits.from_settings(settings)
         # An empty FORWARDED_ALLOW_IPS trusts no proxy: the peer is the caller.
         self.http = HttpServer(self.dispatch, limits, settings.forwarded_allow_ips or None)
         self.grace_seconds = grace_seconds

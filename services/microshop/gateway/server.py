@@ -16,7 +16,6 @@ import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, cast
@@ -27,31 +26,13 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from microshop.platform.context import accept_or_make_request_id
+from microshop.platform.errors import error_body
+from microshop.platform.server import UNKNOWN_METHOD, ServerLimits, unknown_method
 
 log = logging.getLogger(__name__)
 
 Header = tuple[bytes, bytes]
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """What one request may be and how long its sender may take (the services' names and
-    defaults: MICROSHOP_MAX_URL_BYTES and the rest, see platform/settings.py)."""
-
-    max_url_bytes: int = 8192
-    # The request line and every field (name and value) together, then one field alone.
-    max_header_bytes: int = 32768
-    max_header_field_bytes: int = 8192
-    max_body_bytes: int = 1_048_576
-    # From a request's first byte to the end of its headers, then to the end of its body.
-    header_timeout_seconds: float = 10.0
-    body_timeout_seconds: float = 30.0
-    # An idle keep-alive connection is closed after this (uvicorn's default).
-    keepalive_timeout_seconds: float = 5.0
-    # A caller that reads nothing of a response for this long is cut off.
-    write_timeout_seconds: float = 30.0
-    # Pipelined requests parsed ahead of their answers before reading pauses.
-    max_pipelined: int = 16
+__all__ = ["HttpServer", "Request", "Responder", "ServerLimits", "json_error"]
 
 
 class Request:
@@ -133,7 +114,7 @@ def status_line(status: int) -> bytes:
 
 def json_error(status: int, detail: str, request_id: str) -> tuple[list[Header], bytes]:
     """The headers and body of a gateway error: JSON {"detail", "request_id"} (issue 11.5)."""
-    body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+    body = json.dumps(error_body(detail, request_id)).encode()
     return [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())], body
 
 
@@ -298,7 +279,10 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(cause)
             return
         except httptools.HttpParserError as exc:
-            self._refuse(_Refusal(400, f"malformed request: {exc}"))
+            if unknown_method(exc, data):
+                self._refuse(_Refusal(501, UNKNOWN_METHOD))
+            else:
+                self._refuse(_Refusal(400, f"malformed request: {exc}"))
             return
         if not self._in_head:
             return

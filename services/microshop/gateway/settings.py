@@ -42,8 +42,6 @@ class GatewaySettings(_UpstreamSettings):
     # Kept below uvicorn's default keep-alive (5 s) so the gateway never reuses a connection
     # the upstream is about to close.
     keepalive_seconds: float = Field(default=4.0, gt=0)
-    # Request bodies are buffered (the API carries small JSON); larger ones are refused with 413.
-    max_body_bytes: int = Field(default=1_048_576, ge=0)
     # Per-upstream budget of GET /readyz; the checks run concurrently.
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
     # Proxies whose X-Forwarded-For/-Proto name the caller (uvicorn's variable, and meaning:

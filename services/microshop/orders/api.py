@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, Field, StrictInt, field_validator
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator
 
 from microshop.orders.domain import (
     MAX_QUANTITY,
@@ -21,9 +21,27 @@ from microshop.payment_methods import PAYMENT_METHODS
 from microshop.platform.clock import as_utc
 from microshop.platform.deps import CurrentPrincipal, Store
 from microshop.platform.errors import NotFound
+from microshop.platform.pages import MAX_LIMIT, Limit, Offset, Page
 from microshop.platform.tracing import current_trace_headers
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
+
+
+# Trimmed like any field value (RFC 9110 §5.5: surrounding whitespace is not part of a field
+# value), so "k" and "k " are one key and one order; visible ASCII, spaces only inside.
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~](?:[ -~]*[!-~])?$",
+    ),
+    Header(
+        description="Chosen by the caller, one per order: a repeat answers the first result",
+        examples=["checkout-2f6c1a9e"],
+    ),
+]
 
 
 class ProductOut(BaseModel):
@@ -75,13 +93,6 @@ class OrderOut(BaseModel):
     updated_at: datetime
 
 
-class OrderPage(BaseModel):
-    items: list[OrderOut]
-    total: int
-    limit: int
-    offset: int
-
-
 def _out(doc: dict[str, Any]) -> OrderOut:
     return OrderOut(
         id=doc["id"],
@@ -96,11 +107,18 @@ def _out(doc: dict[str, Any]) -> OrderOut:
     )
 
 
-# HEAD answers like GET without a body; kept out of the schema so GET keeps one operation id.
-@router.head("/products", include_in_schema=False)
-@router.get("/products", response_model=list[ProductOut], tags=["catalog"], summary="The catalog")
-def list_products(store: Store[OrderStore]) -> list[ProductOut]:
-    return [ProductOut(**p.__dict__) for p in store.catalog.products().values()]
+@router.get("/products", response_model=Page[ProductOut], tags=["catalog"], summary="The catalog")
+def list_products(
+    store: Store[OrderStore], limit: Limit = MAX_LIMIT, offset: Offset = 0
+) -> Page[ProductOut]:
+    # The whole catalog in one page by default: the storefront shows it all.
+    products = list(store.catalog.products().values())
+    return Page[ProductOut](
+        items=[ProductOut(**p.__dict__) for p in products[offset : offset + limit]],
+        total=len(products),
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
@@ -115,7 +133,7 @@ def place_order(
     response: Response,
     principal: CurrentPrincipal,
     store: Store[OrderStore],
-    idempotency_key: Annotated[str, Header(min_length=1, max_length=255)],
+    idempotency_key: IdempotencyKey,
 ) -> OrderOut:
     items = [RequestedItem(i.sku, i.quantity) for i in body.items]
     priced = price_order(items, store.catalog.products())
@@ -133,15 +151,15 @@ def place_order(
     return _out(doc)
 
 
-@router.get("/orders", response_model=OrderPage, summary="The caller's orders, newest first")
+@router.get("/orders", response_model=Page[OrderOut], summary="The caller's orders, newest first")
 def list_orders(
     principal: CurrentPrincipal,
     store: Store[OrderStore],
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-) -> OrderPage:
+    limit: Limit = 20,
+    offset: Offset = 0,
+) -> Page[OrderOut]:
     docs, total = store.orders.list_for_user(principal.user_id, limit, offset)
-    return OrderPage(items=[_out(d) for d in docs], total=total, limit=limit, offset=offset)
+    return Page[OrderOut](items=[_out(d) for d in docs], total=total, limit=limit, offset=offset)
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="One of the caller's orders")

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from microshop.payments.models import Payment
 from microshop.payments.store import PaymentStore
 from microshop.platform.deps import CurrentPrincipal, Store
+from microshop.platform.pages import Limit, Offset, Page
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 
@@ -25,10 +25,18 @@ class PaymentOut(BaseModel):
     created_at: datetime
 
 
-@router.get("", response_model=list[PaymentOut], summary="The caller's payments")
+@router.get("", response_model=Page[PaymentOut], summary="The caller's payments, newest first")
 def list_payments(
     principal: CurrentPrincipal,
     store: Store[PaymentStore],
+    limit: Limit = 20,
+    offset: Offset = 0,
     order_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> list[Payment]:
-    return store.list_for_user(principal.user_id, order_id)
+) -> Page[PaymentOut]:
+    payments, total = store.list_for_user(principal.user_id, limit, offset, order_id)
+    return Page[PaymentOut](
+        items=[PaymentOut.model_validate(p, from_attributes=True) for p in payments],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

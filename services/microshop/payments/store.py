@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.events import OrderCreated, PaymentFailed, PaymentSucceeded
 from microshop.payments.domain import PaymentStatus, charge
 from microshop.payments.models import Payment, PaymentsInbox
+from microshop.platform import clock
 from microshop.platform.outbox import SqlInbox, SqlOutbox
 
 log = logging.getLogger(__name__)
-
-# The newest payments a caller is shown.
-LIST_LIMIT = 100
 
 
 class PaymentStore:
@@ -26,14 +23,30 @@ class PaymentStore:
         self.sessions, self.outbox = sessions, outbox
         self.inbox = SqlInbox(sessions, PaymentsInbox, consumer)
 
-    def list_for_user(self, user_id: str, order_id: str | None = None) -> list[Payment]:
-        query = select(Payment).where(Payment.user_id == user_id)
+    def list_for_user(
+        self, user_id: str, limit: int, offset: int, order_id: str | None = None
+    ) -> tuple[list[Payment], int]:
+        """One page of the caller's payments, newest first, and how many there are in all.
+
+        The total comes with the rows (a window count in the same statement), so a payment
+        recorded meanwhile cannot make the two disagree."""
+        where = [Payment.user_id == user_id]
         if order_id is not None:
-            query = query.where(Payment.order_id == order_id)
+            where.append(Payment.order_id == order_id)
+        page = (
+            select(Payment, func.count().over())
+            .where(*where)
+            .order_by(Payment.created_at.desc(), Payment.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
         with self.sessions() as session:
-            return list(
-                session.scalars(query.order_by(Payment.created_at.desc()).limit(LIST_LIMIT))
-            )
+            rows = session.execute(page).all()
+            if rows:
+                return [payment for payment, _ in rows], int(rows[0][1])
+            # Past the end (or nothing at all): the count alone.
+            total = session.scalar(select(func.count()).select_from(Payment).where(*where))
+            return [], int(total or 0)
 
     def charge_once(self, order: OrderCreated, headers: dict[str, str]) -> bool:
         """Charge the order and record its payment and outcome event in one transaction, once
@@ -58,7 +71,7 @@ class PaymentStore:
             payment_method=order.payment_method,
             status=outcome.status.value,
             failure_code=outcome.failure_code,
-            created_at=datetime.now(UTC),
+            created_at=clock.now(),
         )
         session.add(payment)
         common: dict[str, Any] = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """Base of the errors a caller can fix or should know about; `detail` is shown to them."""
@@ -35,3 +37,21 @@ class TooManyRequests(DomainError):
 
 class Unavailable(DomainError):
     """A dependency (database, bus) does not answer yet; the caller may retry later."""
+
+
+def error_body(
+    detail: str, request_id: str | None, errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The body of every error a caller gets, from any process (platform/schemas.py documents
+    it): `detail` says what is wrong, `request_id` finds its log lines, and a 422 about
+    particular inputs lists them in `errors`, one `{"loc", "msg", "type"}` each."""
+    body: dict[str, Any] = {"detail": detail, "request_id": request_id}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def summary(errors: list[dict[str, Any]]) -> str:
+    """One line naming each field and its problem: `body.email: value is not a valid email`."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in errors]
+    return "; ".join(parts)[:1000] or "invalid request"

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from microshop.platform.context import accept_or_make_request_id, request_id_var
+from microshop.platform.errors import error_body
 from microshop.platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerLimits:
+    """What one request may be and how long its sender may take, for every process: the
+    services' uvicorn and the gateway's own server read the same MICROSHOP_MAX_* settings."""
+
     max_url_bytes: int = 8192
     max_header_field_bytes: int = 8192
     max_header_bytes: int = 32_768
@@ -54,6 +58,13 @@ class ServerLimits:
     max_json_depth: int = 32
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
+    # The gateway's own server (gateway/server.py) also needs these; uvicorn has its own.
+    # An idle keep-alive connection is closed after this (uvicorn's default).
+    keepalive_timeout_seconds: float = 5.0
+    # A caller that reads nothing of a response for this long is cut off.
+    write_timeout_seconds: float = 30.0
+    # Pipelined requests parsed ahead of their answers before reading pauses.
+    max_pipelined: int = 16
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> ServerLimits:
@@ -70,7 +81,7 @@ class ServerLimits:
 
 def error_bytes(status: int, detail: str, request_id: str) -> bytes:
     """A whole HTTP/1.1 error response that closes the connection."""
-    body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+    body = json.dumps(error_body(detail, request_id)).encode()
     return b"".join(
         [
             STATUS_LINE[status],
@@ -80,6 +91,20 @@ def error_bytes(status: int, detail: str, request_id: str) -> bytes:
             b"connection: close\r\n\r\n",
             body,
         ]
+    )
+
+
+UNKNOWN_METHOD = "the request method is not one this server implements"
+# RFC 9112 §3: method SP request-target SP HTTP-version, the method a token (RFC 9110 §5.6.2).
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+ HTTP/[0-9]\.[0-9]\r?\n")
+
+
+def unknown_method(exc: httptools.HttpParserError, data: bytes) -> bool:
+    """True when llhttp refused a well-formed request line for its method alone: RFC 9110
+    §15.6.2 answers that 501 (llhttp knows every registered method; those reach the routes,
+    which answer 405 with Allow). Anything else that does not parse is a 400."""
+    return isinstance(exc, httptools.HttpParserInvalidMethodError) and bool(
+        _REQUEST_LINE.match(data)
     )
 
 
@@ -160,9 +185,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if self._refusal is None:
-                self._refusal = (400, "the request is not valid HTTP/1.1")
+                self._refusal = (
+                    (501, UNKNOWN_METHOD)
+                    if unknown_method(exc, data)
+                    else (400, "the request is not valid HTTP/1.1")
+                )
         if (
             self._refusal is None
             and self._in_head
@@ -296,7 +325,7 @@ class BodyGuard:
             log.info("refused a request: %s %s", status, detail)
         finally:
             request_id_var.reset(token)
-        body = json.dumps({"detail": detail, "request_id": request_id}).encode()
+        body = json.dumps(error_body(detail, request_id)).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -357,7 +386,8 @@ class MetricsApp:
         if scope["path"] == "/metrics":
             await self.exposition(scope, receive, send)
             return
-        body = json.dumps({"detail": "Not Found: metrics are at /metrics"}).encode()
+        detail = "Not Found: metrics are at /metrics"
+        body = json.dumps(error_body(detail, accept_or_make_request_id(None))).encode()
         await send(
             {
                 "type": "http.response.start",

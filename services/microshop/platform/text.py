@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from microshop.platform.context import request_id_var
+from microshop.platform.errors import error_body, summary
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -148,8 +149,8 @@ async def _read(receive: Receive) -> bytes:
 
 
 async def _refuse(scope: Scope, send: Send, location: Location, problem: str) -> None:
-    error = {"loc": list(location), "msg": problem, "type": "string_unstorable"}
-    payload = json.dumps({"detail": [error], "request_id": request_id_var.get()}).encode()
+    errors = [{"loc": list(location), "msg": problem, "type": "string_unstorable"}]
+    payload = json.dumps(error_body(summary(errors), request_id_var.get(), errors)).encode()
     await send(
         {
             "type": "http.response.start",

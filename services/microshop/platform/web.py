@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,8 +23,11 @@ from microshop.platform.errors import (
     TooManyRequests,
     Unauthorized,
     Unavailable,
+    error_body,
+    summary,
 )
 from microshop.platform.failures import infrastructure_failure
+from microshop.platform.methods import MethodSemantics, allow_header
 from microshop.platform.settings import ServiceSettings
 from microshop.platform.telemetry import HttpTelemetry, ServiceTelemetry
 from microshop.platform.text import UnstorableText, refuse_unstorable_path
@@ -127,7 +130,7 @@ def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if exc.retry_after_seconds is not None:
         headers["Retry-After"] = str(exc.retry_after_seconds)
-    return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers)
+    return error_response(status, exc.detail, headers=headers)
 
 
 # Probes say nothing about the database's recovery: /healthz never touches it.
@@ -171,17 +174,11 @@ class UnexpectedErrors:
             if started:
                 raise  # too late for a status: the server closes the connection
             if reason is None:
-                response = JSONResponse(
-                    {"detail": "internal error", "request_id": request_id_var.get()},
-                    status_code=500,
-                )
+                response = error_response(500, "internal error")
             else:
-                response = JSONResponse(
-                    {
-                        "detail": f"{reason}: try again in {RETRY_AFTER_SECONDS} s",
-                        "request_id": request_id_var.get(),
-                    },
-                    status_code=503,
+                response = error_response(
+                    503,
+                    f"{reason}: try again in {RETRY_AFTER_SECONDS} s",
                     headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                 )
             await response(scope, receive, send)
@@ -193,18 +190,76 @@ class UnexpectedErrors:
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # Only what escapes every middleware (UnexpectedErrors handles the routes' errors).
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        {"detail": "internal error", "request_id": request_id_var.get()}, status_code=500
-    )
+    return error_response(500, "internal error")
+
+
+def error_response(
+    status: int,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    """An error as every service answers it (errors.error_body)."""
+    body = error_body(detail, request_id_var.get(), errors)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+        for e in errors
+    ]
+
+
+_JSON_MEDIA = ("application/json",)
+_FORM_MEDIA = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _expected_media(request: Request) -> tuple[str, ...] | None:
+    """The media types the matched route reads its body as, or None when it reads none."""
+    route = request.scope.get("route")
+    body_field = getattr(route, "body_field", None)
+    if body_field is None:
+        return None
+    return _FORM_MEDIA if isinstance(body_field.field_info, params.Form) else _JSON_MEDIA
+
+
+def _unsupported_media(request: Request) -> str | None:
+    """Why the request's Content-Type is not one its route reads (415), or None."""
+    expected = _expected_media(request)
+    if expected is None:
+        return None
+    sent = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if expected is _JSON_MEDIA and (not sent or sent.endswith("+json")):
+        return None  # FastAPI reads a body without a Content-Type as JSON
+    if sent in expected:
+        return None
+    return f"Content-Type {sent or '(none)'!r} is not supported here; send {' or '.join(expected)}"
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
-    ]
-    return JSONResponse({"detail": errors}, status_code=422)
+    wrong_media = _unsupported_media(request)
+    if wrong_media is not None:
+        return error_response(415, wrong_media)
+    errors = field_errors(exc.errors())
+    malformed = next((e for e in errors if e["type"] == "json_invalid"), None)
+    if malformed is not None:
+        context = exc.errors()[0].get("ctx", {}).get("error", "")
+        at = f" at position {malformed['loc'][-1]}" if len(malformed["loc"]) > 1 else ""
+        return error_response(400, f"the body is not valid JSON{at}: {context}".rstrip(": "))
+    return error_response(422, summary(errors), errors=errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    detail = str(exc.detail)
+    if exc.status_code == 405:
+        headers["Allow"] = allow_header(request.app.router.routes, request.scope)
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return error_response(exc.status_code, detail, headers=headers)
 
 
 def create_app(
@@ -234,11 +289,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-        )
+    app.add_exception_handler(StarletteHTTPException, _http_error)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -275,6 +326,7 @@ def create_app(
 
     # Request ids outermost, so the server span and its log lines already have one.
     app.add_middleware(UnstorableText)
+    app.add_middleware(MethodSemantics, routes=app.router.routes)
     app.state.outage = Outage(service)
     app.add_middleware(UnexpectedErrors, outage=app.state.outage)
     app.add_middleware(HttpTelemetry, telemetry=telemetry)

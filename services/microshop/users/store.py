@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from microshop.platform import clock
 from microshop.platform.errors import Conflict, NotFound
 from microshop.users.domain import EMAIL_TAKEN, USER_GONE, normalise_email
 from microshop.users.models import User
@@ -24,7 +24,7 @@ class UserStore:
             email=normalise_email(email),
             name=name,
             password_hash=password_hash,
-            created_at=datetime.now(UTC),
+            created_at=clock.now(),
         )
         try:
             with self.sessions.begin() as session:

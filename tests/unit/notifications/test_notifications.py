@@ -219,14 +219,17 @@ def test_pagination_out_of_bounds_is_rejected(
     response = notifications_of(**params)
 
     assert response.status_code == 422
-    assert [e["loc"] for e in response.json()["detail"]] == [["query", field]]
+    assert [e["loc"] for e in response.json()["errors"]] == [["query", field]]
 
 
 def test_notifications_without_a_token_are_unauthorized(client: TestClient) -> None:
     response = client.get("/api/v1/notifications")
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid or missing access token: missing bearer token"}
+    assert response.json() == {
+        "detail": "invalid or missing access token: missing bearer token",
+        "request_id": response.headers["x-request-id"],
+    }
     assert response.headers["www-authenticate"] == "Bearer"
 
 

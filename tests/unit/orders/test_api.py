@@ -68,7 +68,9 @@ def place(client: TestClient, headers: dict[str, str], key: str | None = None, *
 def test_catalog_is_seeded_with_integer_cent_prices(client: TestClient) -> None:
     response = client.get("/api/v1/products")
     assert response.status_code == 200
-    products = {p["sku"]: p for p in response.json()}
+    page = response.json()
+    assert (page["total"], page["limit"], page["offset"]) == (len(page["items"]), 100, 0)
+    products = {p["sku"]: p for p in page["items"]}
     assert products["MUG-CLASSIC"] == {
         "sku": "MUG-CLASSIC",
         "name": "Classic mug",
@@ -271,7 +273,7 @@ def test_head_of_the_catalog_and_no_redirect_for_a_trailing_slash(
     # A redirect would name this service's internal address to a caller behind the gateway.
     slashed = client.get("/api/v1/orders/", headers=alice, follow_redirects=False)
     assert slashed.status_code == 404
-    assert slashed.json() == {"detail": "Not Found"}
+    assert slashed.json() == {"detail": "Not Found", "request_id": slashed.headers["x-request-id"]}
 
 
 @pytest.mark.parametrize(
@@ -303,3 +305,37 @@ def test_indexes_are_made_at_start_with_a_unique_user_and_key(keys: KeyPair) -> 
     }
     assert ("user_id", "idempotency_key") in unique
     assert ("id",) in unique
+
+
+def test_an_order_reads_back_exactly_as_it_was_returned(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    placed = place(client, alice).json()
+
+    read = client.get(f"/api/v1/orders/{placed['id']}", headers=alice).json()
+    listed = client.get("/api/v1/orders", headers=alice).json()["items"]
+
+    assert read["created_at"] == placed["created_at"]
+    assert read["updated_at"] == placed["updated_at"]
+    assert [o["created_at"] for o in listed] == [placed["created_at"]]
+
+
+@pytest.mark.parametrize("variant", [" k-1", "k-1 ", "\tk-1  "])
+def test_an_idempotency_key_is_trimmed_like_any_field(
+    client: TestClient, alice: dict[str, str], variant: str
+) -> None:
+    first = place(client, alice, key="k-1")
+
+    again = place(client, alice, key=variant)
+
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_an_idempotency_key_of_only_whitespace_is_refused(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    response = place(client, alice, key="   ")
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["header", "idempotency-key"]

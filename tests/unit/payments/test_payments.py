@@ -118,12 +118,15 @@ def test_payments_are_listed_for_their_owner_only(
     send(client, theirs)
     wait_until(lambda: len(outcomes) == 2)
     alice = {"Authorization": f"Bearer {token_for('alice')}"}
-    listed = client.get("/api/v1/payments", headers=alice).json()
+    page = client.get("/api/v1/payments", headers=alice).json()
+    assert (page["total"], page["limit"], page["offset"]) == (1, 20, 0)
+    listed = page["items"]
     assert [p["order_id"] for p in listed] == [mine.order_id]
     assert listed[0]["status"] == "SUCCEEDED" and listed[0]["amount_cents"] == 2400
     assert listed[0]["created_at"].endswith(("+00:00", "Z"))
     by_order = client.get("/api/v1/payments", params={"order_id": theirs.order_id}, headers=alice)
-    assert by_order.status_code == 200 and by_order.json() == []
+    assert by_order.status_code == 200
+    assert by_order.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
 
 
 def test_payments_need_a_valid_token(client: TestClient) -> None:

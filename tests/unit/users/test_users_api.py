@@ -72,7 +72,10 @@ def test_register_a_taken_email_is_a_conflict(client: TestClient, email: str) ->
     response = register(client, email=email, name="Another Alice")
 
     assert response.status_code == 409
-    assert response.json() == {"detail": "a user with this email already exists"}
+    assert response.json() == {
+        "detail": "a user with this email already exists",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -92,7 +95,7 @@ def test_register_rejects_invalid_fields(client: TestClient, field: str, value: 
     response = register(client, **{field: value})
 
     assert response.status_code == 422
-    locations = [error["loc"] for error in response.json()["detail"]]
+    locations = [error["loc"] for error in response.json()["errors"]]
     assert locations == [["body", field]]
 
 
@@ -103,8 +106,8 @@ def test_register_requires_every_field(client: TestClient, field: str) -> None:
     response = client.post("/api/v1/users", json=body)
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", field]
-    assert response.json()["detail"][0]["type"] == "missing"
+    assert response.json()["errors"][0]["loc"] == ["body", field]
+    assert response.json()["errors"][0]["type"] == "missing"
 
 
 def test_password_of_exactly_eight_characters_is_accepted(client: TestClient) -> None:
@@ -144,7 +147,7 @@ def test_log_in_with_bad_credentials_is_unauthorized_and_says_no_more(
     response = log_in(client, email, password)
 
     assert response.status_code == 401
-    assert response.json() == BAD_CREDENTIALS
+    assert response.json() == {**BAD_CREDENTIALS, "request_id": response.headers["x-request-id"]}
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -152,7 +155,7 @@ def test_log_in_requires_the_form_fields(client: TestClient) -> None:
     response = client.post("/api/v1/auth/token", data={"username": "alice@example.com"})
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "password"]
+    assert response.json()["errors"][0]["loc"] == ["body", "password"]
 
 
 @pytest.mark.parametrize(
@@ -192,7 +195,10 @@ def test_me_without_a_token_is_unauthorized(client: TestClient) -> None:
     response = client.get("/api/v1/users/me")
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "invalid or missing access token: missing bearer token"}
+    assert response.json() == {
+        "detail": "invalid or missing access token: missing bearer token",
+        "request_id": response.headers["x-request-id"],
+    }
     assert response.headers["www-authenticate"] == "Bearer"
 
 
@@ -206,7 +212,8 @@ def test_me_with_an_expired_token_is_unauthorized(client: TestClient, keys: KeyP
 
     assert response.status_code == 401
     assert response.json() == {
-        "detail": "invalid or missing access token: the token has expired (exp)"
+        "detail": "invalid or missing access token: the token has expired (exp)",
+        "request_id": response.headers["x-request-id"],
     }
 
 
@@ -214,7 +221,10 @@ def test_me_with_a_tampered_token_is_unauthorized(client: TestClient) -> None:
     response = me(client, _tamper(_token_for(client)))
 
     assert response.status_code == 401
-    assert response.json() == {"detail": f"invalid or missing access token: {NOT_OURS}"}
+    assert response.json() == {
+        "detail": f"invalid or missing access token: {NOT_OURS}",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 def test_me_with_a_token_signed_by_another_key_is_unauthorized(client: TestClient) -> None:
@@ -224,7 +234,10 @@ def test_me_with_a_token_signed_by_another_key_is_unauthorized(client: TestClien
     response = me(client, stranger.issue(Principal(user_id=user["id"], email=user["email"])))
 
     assert response.status_code == 401
-    assert response.json() == {"detail": f"invalid or missing access token: {NOT_OURS}"}
+    assert response.json() == {
+        "detail": f"invalid or missing access token: {NOT_OURS}",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 def test_me_with_a_non_bearer_scheme_is_unauthorized(client: TestClient) -> None:
@@ -244,7 +257,10 @@ def test_me_for_a_user_that_no_longer_exists_is_not_found(client: TestClient) ->
     response = me(client, token)
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "user not found"}
+    assert response.json() == {
+        "detail": "user not found",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 def test_ready_once_the_database_is_migrated(client: TestClient) -> None:

@@ -54,7 +54,7 @@ def test_register_refuses_a_guessable_password_naming_the_field(
     response = register(client, password=password)
 
     assert response.status_code == 422
-    [error] = response.json()["detail"]
+    [error] = response.json()["errors"]
     assert error["loc"] == ["body", "password"]
     assert why in error["msg"]
 
@@ -96,7 +96,10 @@ def test_failed_logins_block_the_account_then_the_right_password_works_again(
 
     assert refused.status_code == 429
     assert refused.headers["Retry-After"] == "1"
-    assert refused.json() == {"detail": "too many failed logins; try again in 1 s"}
+    assert refused.json() == {
+        "detail": "too many failed logins; try again in 1 s",
+        "request_id": refused.headers["x-request-id"],
+    }
     wait_until(
         lambda: log_in(throttled, ALICE["password"]).status_code == 200,
         timeout=5,

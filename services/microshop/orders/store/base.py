@@ -12,11 +12,12 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from microshop.events import Event, OrderCreated
 from microshop.orders.domain import OrderStatus, PricedOrder, Product
+from microshop.platform import clock
 from microshop.platform.bus import OutgoingMessage
 from microshop.platform.errors import Conflict
 
@@ -147,7 +148,7 @@ def new_order(
     payment_method: str,
 ) -> tuple[dict[str, Any], Event]:
     """The order as every backend returns it (the document's fields), and its order.created."""
-    now = datetime.now(UTC)
+    now = clock.now()
     order_id = str(uuid.uuid4())
     order = {
         "_id": idempotency_id,

@@ -3,7 +3,7 @@ caller's, and settling one once by its payment outcome."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pymongo
@@ -13,6 +13,7 @@ from microshop.orders.store import inbox
 from microshop.orders.store.backend import DUPLICATE_KEY, DocumentBackend
 from microshop.orders.store.base import new_order, replayed
 from microshop.orders.store.outbox import OUTBOX, DocumentOutbox, outbox_entry, pending
+from microshop.platform import clock
 from microshop.platform.clock import as_utc
 
 NEWEST_FIRST = [("created_at", pymongo.DESCENDING), ("id", pymongo.DESCENDING)]
@@ -90,7 +91,7 @@ class DocumentOrders:
             target = next_status(OrderStatus.PENDING, event_type)
         except InvalidTransition:
             return "ignored"
-        now = datetime.now(UTC)
+        now = clock.now()
         with self.backend.lock:
             result = self.backend.orders.update_one(
                 {

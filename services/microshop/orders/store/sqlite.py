@@ -39,6 +39,7 @@ from microshop.orders.store.base import (
     new_order,
     replayed,
 )
+from microshop.platform import clock
 from microshop.platform.outbox import to_message
 from microshop.platform.telemetry import TracedConnection
 
@@ -357,7 +358,7 @@ class SqliteOrders:
             target = next_status(OrderStatus.PENDING, event_type)
         except InvalidTransition:
             return "ignored"
-        now = to_micros(datetime.now(UTC))
+        now = to_micros(clock.now())
         with self.backend.write() as connection:
             found = connection.execute(
                 "SELECT status FROM orders WHERE id = ?", (order_id,)
