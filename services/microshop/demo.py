@@ -14,6 +14,8 @@ import httpx
 from microshop.standalone import Ports, StandaloneShop
 
 FINAL = {"PAID", "PAYMENT_FAILED"}
+# Where `make run` (`microshop standalone`, default ports) serves the storefront.
+STOREFRONT_URL = f"http://127.0.0.1:{Ports.default().gateway}/"
 
 
 def _money(cents: int, currency: str) -> str:
@@ -123,25 +125,34 @@ async def run_session(base_url: str, say: Any = print) -> dict[str, Any]:
         say("8. notifications")
         deadline = time.monotonic() + 10
         while True:
-            notifications = await call("GET", "/api/v1/notifications", 200)
-            if notifications or time.monotonic() > deadline:
+            unread = await call("GET", "/api/v1/notifications", 200, params={"unread": "true"})
+            if unread["total"] or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
+        notifications = unread["items"]
         for n in notifications:
             say(f"   [{n['type']}] {n['message']}")
         if len(notifications) != 1 or notifications[0]["order_id"] != orders["paid"]["id"]:
             raise DemoFailed(f"expected one order_paid notification, got {notifications}")
+        say(f"   {unread['total']} unread; mark it read")
+        await call("POST", f"/api/v1/notifications/{notifications[0]['id']}/read", 200)
+        left = await call("GET", "/api/v1/notifications", 200, params={"unread": "true"})
+        say(f"   -> {left['total']} unread")
+        if left["total"] != 0:
+            raise DemoFailed(f"a notification marked read is still unread: {left}")
         return {"orders": orders, "notifications": notifications}
 
 
-async def _demo(data_dir: Path) -> None:
+async def run_demo(data_dir: Path) -> dict[str, Any]:
     shop = StandaloneShop(data_dir, Ports.free())
     await shop.start()
     try:
         print(f"microshop demo: five services on embedded defaults, gateway at {shop.gateway_url}")
-        print(f"(data in {data_dir}; `make run` keeps a shop serving on http://127.0.0.1:8080/)\n")
-        await run_session(shop.gateway_url)
+        print(f"(data in {data_dir}; `make run` keeps a shop serving on {STOREFRONT_URL})\n")
+        result = await run_session(shop.gateway_url)
         print("\ndemo finished: one order PAID with one notification, one PAYMENT_FAILED.")
+        print(f"to shop in a browser: `make run`, then open {STOREFRONT_URL}")
+        return result
     finally:
         await shop.stop()
 
@@ -149,7 +160,7 @@ async def _demo(data_dir: Path) -> None:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="microshop-demo-") as data_dir:
         try:
-            asyncio.run(_demo(Path(data_dir)))
+            asyncio.run(run_demo(Path(data_dir)))
         except DemoFailed as exc:
             print(f"\ndemo FAILED: {exc}")
             return 1

@@ -47,7 +47,9 @@ def test_logs_are_json_lines_with_context_and_never_a_secret(shop: Shop) -> None
                 lambda url=url: http.get(url, headers=auth).json()["status"] != "PENDING",
                 timeout=30,
             )
-        wait_until(lambda: http.get("/api/v1/notifications", headers=auth).json(), timeout=30)
+        wait_until(
+            lambda: http.get("/api/v1/notifications", headers=auth).json()["total"], timeout=30
+        )
         assert (
             http.get("/api/v1/users/me", headers={"Authorization": "Bearer x.y.z"}).status_code
             == 401

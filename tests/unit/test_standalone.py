@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import httpx
+import pytest
 
-from microshop.demo import run_session
+from microshop.demo import run_demo
 from microshop.standalone import Ports, StandaloneShop
 
 
-def test_the_demo_session_runs_against_a_standalone_shop(tmp_path: Path) -> None:
-    lines: list[str] = []
-
-    async def scenario() -> dict:
-        shop = StandaloneShop(tmp_path, Ports.free())
-        await shop.start()
-        try:
-            return await run_session(shop.gateway_url, say=lines.append)
-        finally:
-            await shop.stop()
-
-    result = asyncio.run(scenario())
+def test_the_demo_session_runs_against_a_standalone_shop_and_prints_the_storefront_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = asyncio.run(run_demo(tmp_path))
+    lines = capsys.readouterr().out.splitlines()
     assert result["orders"]["paid"]["status"] == "PAID"
     assert result["orders"]["declined"]["status"] == "PAYMENT_FAILED"
     assert result["orders"]["declined"]["failure_code"] == "card_declined"
     assert [n["type"] for n in result["notifications"]] == ["order_paid"]
     assert any("FAILED card_declined" in line for line in lines)
+    # The notification was unread, and marking it read cleared the count.
+    assert "   1 unread; mark it read" in lines and "   -> 0 unread" in lines
+    # Where a person shops: the demo's own shop while it runs, then `make run`'s.
+    assert any(re.search(r"storefront answers at http://127\.0\.0\.1:\d+/", line) for line in lines)
+    assert lines[-1] == "to shop in a browser: `make run`, then open http://127.0.0.1:8080/"
 
 
 def test_data_survives_a_restart(tmp_path: Path) -> None:

@@ -29,6 +29,8 @@ class Notification(NotificationsBase):
     type: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # When its owner marked it read; None while it is unread (it counts in the unread badge).
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class NotificationsInbox(InboxMixin, NotificationsBase):

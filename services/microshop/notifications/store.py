@@ -6,12 +6,13 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.events import PaymentSucceeded
 from microshop.notifications.domain import NotificationType, order_paid_message
 from microshop.notifications.models import Notification, NotificationsInbox
+from microshop.platform.errors import NotFound
 from microshop.platform.outbox import SqlInbox
 
 log = logging.getLogger(__name__)
@@ -22,16 +23,46 @@ class NotificationStore:
         self.sessions = sessions
         self.inbox = SqlInbox(sessions, NotificationsInbox, consumer)
 
-    def list_for_user(self, user_id: str, limit: int, offset: int) -> list[Notification]:
+    def list_for_user(
+        self, user_id: str, limit: int, offset: int, *, unread_only: bool = False
+    ) -> tuple[list[Notification], int]:
+        """A page of the user's notifications, newest first, and how many match in all."""
+        mine = Notification.user_id == user_id
+        where = (mine, Notification.read_at.is_(None)) if unread_only else (mine,)
         query = (
             select(Notification)
-            .where(Notification.user_id == user_id)
+            .where(*where)
             .order_by(Notification.created_at.desc(), Notification.id.desc())
             .limit(limit)
             .offset(offset)
         )
         with self.sessions() as session:
-            return list(session.scalars(query))
+            total = session.scalar(select(func.count()).select_from(Notification).where(*where))
+            return list(session.scalars(query)), total or 0
+
+    def mark_read(self, user_id: str, notification_id: str, at: datetime) -> Notification:
+        """Mark one of the user's notifications read at `at`; marking it again keeps the first
+        time. Another user's notification is as missing as one that does not exist."""
+        with self.sessions.begin() as session:
+            # One conditional UPDATE: two tabs marking at once both see the first read_at.
+            session.execute(
+                update(Notification)
+                .where(
+                    Notification.id == notification_id,
+                    Notification.user_id == user_id,
+                    Notification.read_at.is_(None),
+                )
+                .values(read_at=at)
+            )
+            found = session.scalar(
+                select(Notification).where(
+                    Notification.id == notification_id, Notification.user_id == user_id
+                )
+            )
+            if found is None:
+                raise NotFound(f"notification {notification_id} not found")
+            session.expunge(found)
+            return found
 
     def notify_paid_once(self, payment: PaymentSucceeded) -> bool:
         """Record the order_paid notification of the payment's order, once per event (the

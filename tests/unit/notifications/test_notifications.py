@@ -53,7 +53,7 @@ def notifications_of(client: TestClient, keys: KeyPair) -> Callable[..., httpx.R
 
 def order_ids(response: httpx.Response) -> list[str]:
     assert response.status_code == 200
-    return [n["order_id"] for n in response.json()]
+    return [n["order_id"] for n in response.json()["items"]]
 
 
 def settle(client: TestClient, notifications_of: Callable[..., httpx.Response]) -> None:
@@ -73,10 +73,11 @@ def test_a_succeeded_payment_makes_one_order_paid_notification(
     publish(client, paid("order-1", amount_cents=1234))
 
     wait_until(lambda: order_ids(notifications_of()) == ["order-1"], timeout=5)
-    [notification] = notifications_of().json()
+    [notification] = notifications_of().json()["items"]
     assert notification["type"] == "order_paid"
     assert notification["message"] == "Your order order-1 is paid: 12.34 EUR"
-    assert set(notification) == {"id", "order_id", "type", "message", "created_at"}
+    assert set(notification) == {"id", "order_id", "type", "message", "created_at", "read_at"}
+    assert notification["read_at"] is None
 
 
 def test_the_same_event_delivered_twice_makes_one_notification(
@@ -165,7 +166,7 @@ def test_a_failed_payment_handed_to_the_handler_makes_no_notification(
     with pytest.raises(UnhandledEvent):
         handler(IncomingMessage(failed.routing_key, failed.body, failed.message_id, {}, attempt=1))
 
-    assert notifications_of().json() == []
+    assert notifications_of().json()["items"] == []
 
 
 def test_a_malformed_message_is_dead_lettered_and_makes_nothing(
@@ -202,6 +203,7 @@ def test_notifications_are_paginated(
     assert order_ids(notifications_of(limit=2, offset=2)) == ["order-2", "order-1"]
     assert order_ids(notifications_of(limit=2, offset=4)) == ["order-0"]
     assert order_ids(notifications_of(offset=5)) == []
+    assert notifications_of(limit=2, offset=4).json()["total"] == 5
 
 
 @pytest.mark.parametrize(
