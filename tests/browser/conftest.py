@@ -72,9 +72,14 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+# A blocked login waits this long (the default, 1 s, is over before a test can look at it).
+LOGIN_BACKOFF_SECONDS = 30
+
+
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShopThread]:
-    with ShopThread(tmp_path_factory.mktemp("browser-shop")) as running:
+    env = {"MICROSHOP_LOGIN_BACKOFF_BASE_SECONDS": str(LOGIN_BACKOFF_SECONDS)}
+    with ShopThread(tmp_path_factory.mktemp("browser-shop"), env) as running:
         yield running
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from microshop.standalone import Ports, StandaloneShop
@@ -14,10 +15,12 @@ from tests.support.polling import wait_until
 
 
 class ShopThread:
-    """`StandaloneShop` on free ports, served from its own event loop in a daemon thread."""
+    """`StandaloneShop` on free ports, served from its own event loop in a daemon thread; `env`
+    holds settings (MICROSHOP_…) its services read at start-up, as `make run` would."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: Mapping[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.env = dict(env or {})
         self.ports = Ports.free()
         self.url = f"http://127.0.0.1:{self.ports.gateway}"
         self._started = threading.Event()
@@ -47,8 +50,20 @@ class ShopThread:
             asyncio.run(main())
 
     def __enter__(self) -> ShopThread:
-        self._thread.start()
-        if not self._started.wait(60):
+        # The services read their settings while starting; the process's own environment is
+        # put back once they have.
+        saved = {name: os.environ.get(name) for name in self.env}
+        os.environ.update(self.env)
+        try:
+            self._thread.start()
+            started = self._started.wait(60)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        if not started:
             raise RuntimeError("the standalone shop did not start in 60 s")
         if self._failure is not None:
             raise RuntimeError("the standalone shop failed to start") from self._failure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ from microshop.gateway.app import create_app as gateway_app
 from microshop.gateway.settings import GatewaySettings, upstream_settings
 from microshop.platform.auth import Principal, TokenIssuer, TokenVerifier, load_or_create_key_pair
 from microshop.registry import BACKENDS
-from tests.browser.conftest import Watch, watched_page
+from tests.browser.conftest import LOGIN_BACKOFF_SECONDS, Watch, watched_page
 from tests.browser.shop import ShopThread, TcpRelay
 from tests.browser.support import (
     PASSWORD,
     Accessibility,
     add_from_catalog,
     log_in,
+    new_email,
     shoot,
     sign_up,
     stored_token,
@@ -86,6 +88,36 @@ def test_a_wrong_password_is_said_on_the_form_without_saying_which_part(
     expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
     log_in(page, email)
     expect(page.get_by_role("status")).to_have_text("You are logged in.")
+
+
+def test_a_429_says_how_long_to_wait_and_holds_the_button_that_long(
+    page: Page, watch: Watch
+) -> None:
+    watch.allow_failed_responses(401, 429)
+    email = new_email("guesser")
+    page.goto("/login")
+    alert = page.get_by_role("alert")
+
+    def attempt() -> int:
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/token")) as answer:
+            log_in(page, email, "not the password")
+        return int(answer.value.status)
+
+    # Five failures in a row are free; the sixth blocks the account for the backoff.
+    for _ in range(6):
+        assert attempt() == 401
+        expect(alert).to_contain_text("Incorrect email or password")
+    assert attempt() == 429
+    expect(alert).to_have_text(
+        re.compile(r"^Too many attempts\. Please wait (\d+) seconds, then try again\.")
+    )
+    waited = int(re.findall(r"wait (\d+) seconds", alert.inner_text())[0])
+    assert LOGIN_BACKOFF_SECONDS - 5 <= waited <= LOGIN_BACKOFF_SECONDS
+    held = page.locator("form button[type=submit]")
+    expect(held).to_be_disabled()
+    expect(held).to_have_accessible_name(re.compile(r'^Wait \d+ s before trying "Log in" again$'))
+    expect(page.get_by_role("button", name="Try again")).to_have_count(0)
+    no_raw_json(page)
 
 
 def test_a_refused_token_asks_to_log_in_again_and_comes_back(

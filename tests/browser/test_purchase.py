@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,12 @@ def test_a_paid_purchase_from_the_catalog_to_the_notification(
     assert documents == [page.url], f"the page was reloaded: {documents}"
     expect(page.get_by_text("Payment: €25.50 charged.")).to_be_visible()
     expect(page.get_by_role("table")).to_contain_text("Sticker pack (5)")
+    # The final state is the page's only word on the order: nothing says it is still waiting.
+    expect(page.get_by_text("Waiting for the payment")).to_have_count(0)
+    expect(page.locator("#notice")).to_be_empty()
+    # The paid order's notification shows up in the header, unread, without a reload.
+    notifications_link = nav.get_by_role("link", name="Notifications")
+    expect(notifications_link).to_have_accessible_name("Notifications 1 unread")
     accessibility.check(page, "order")
     shoot(page, screenshots, "order-paid")
 
@@ -112,12 +121,24 @@ def test_a_paid_purchase_from_the_catalog_to_the_notification(
     accessibility.check(page, "orders")
     shoot(page, screenshots, "orders")
 
-    nav.get_by_role("link", name="Notifications").click()
+    notifications_link.click()
     notes = page.get_by_role("list", name="Notifications").get_by_role("listitem")
     expect(notes).to_have_count(1)
     expect(notes).to_contain_text("25.50 EUR")
+    expect(notes).to_contain_text("New")
     accessibility.check(page, "notifications")
     shoot(page, screenshots, "notifications")
+
+    # Marking it read clears the count, here and after a reload (the shop keeps the state).
+    notes.get_by_role("button", name="Mark as read").click()
+    expect(notifications_link).to_have_accessible_name("Notifications")
+    expect(notes).not_to_contain_text("New")
+    expect(notes.get_by_role("button")).to_have_count(0)
+    expect(notes.get_by_role("link", name="See the order")).to_be_focused()
+    page.reload()
+    expect(notes).to_have_count(1)
+    expect(notes).not_to_contain_text("New")
+    expect(notifications_link).to_have_accessible_name("Notifications")
     notes.get_by_role("link", name="See the order").click()
     assert order_id_of(page) == order_id
 
@@ -165,6 +186,60 @@ def test_a_failed_payment_says_why_and_offers_another_try(
     expect(rows).to_have_count(2)
     expect(rows.first).to_contain_text("Paid")
     expect(rows.last).to_contain_text("Payment failed")
+
+
+@contextlib.contextmanager
+def payments_held(shop: ShopThread) -> Iterator[None]:
+    """Another writer holds the payments database: a payment waits (SQLite's busy timeout)
+    until it lets go, so the order stays PENDING for as long as the test looks at it."""
+    database = sqlite3.connect(shop.data_dir / "payments.db", isolation_level=None, timeout=30)
+    database.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        database.execute("ROLLBACK")
+        database.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "final", "badge"),
+    [
+        ("Test Visa card", "Paid. Thank you for your order!", "Paid"),
+        ("Test card: declined", "Payment failed: The card was declined.", "Payment failed"),
+    ],
+)
+def test_a_slow_payment_is_followed_live_and_its_end_replaces_the_waiting_banner(
+    page: Page,
+    shop: ShopThread,
+    accessibility: Accessibility,
+    screenshots: Path,
+    method: str,
+    final: str,
+    badge: str,
+) -> None:
+    sign_up(page)
+    page.goto("/")
+    add_from_catalog(page, "Classic mug")
+    page.goto("/checkout")
+    page.get_by_role("radio", name=method).check()
+    documents: list[str] = []
+    page.on("framenavigated", lambda frame: documents.append(frame.url))
+    status = page.locator(".order-status")
+
+    with payments_held(shop):
+        page.get_by_role("button", name="Place order · €12.00").click()
+        expect(status).to_have_text("Order placed. Waiting for the payment…")
+        expect(page.locator(".badge-slot")).to_have_text("Payment pending")
+        if badge == "Paid":
+            accessibility.check(page, "order-pending")
+            shoot(page, screenshots, "order-pending")
+
+    expect(status).to_have_text(final)
+    expect(page.locator(".badge-slot")).to_have_text(badge)
+    # Only the final word is left: no banner, notice or status still says it is waiting.
+    expect(page.get_by_text("Waiting for the payment")).to_have_count(0)
+    expect(page.locator("#notice")).to_be_empty()
+    assert documents == [page.url], f"the page was reloaded: {documents}"
 
 
 def test_a_double_click_on_place_order_makes_one_order(page: Page) -> None:

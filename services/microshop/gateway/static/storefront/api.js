@@ -77,7 +77,8 @@ function errorFrom(response, body, requestId) {
     const parsed = fieldErrors(problems);
     fields = parsed.fields;
     if (parsed.general.length) message = parsed.general.join(" ");
-  } else if (typeof detail === "string" && detail && status < 500) {
+  } else if (typeof detail === "string" && detail && status < 500 && status !== 429) {
+    // A 429 is said the same way whatever the service's words: how long to wait (below).
     message = sentence(detail);
   }
   return new ApiError({

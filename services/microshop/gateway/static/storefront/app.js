@@ -1,5 +1,5 @@
-// The storefront's entry: draws the page for the address, the header (cart count, who is
-// logged in), and takes over same-shop links so pages change in place.
+// The storefront's entry: draws the page for the address, the header (cart count, unread
+// notifications, who is logged in), and takes over same-shop links so pages change in place.
 
 import { cart } from "./cart.js";
 import { h, hidden, replace } from "./dom.js";
@@ -14,6 +14,7 @@ import * as ordersPage from "./page-orders.js";
 import * as productPage from "./page-product.js";
 import * as signupPage from "./page-signup.js";
 import { session } from "./session.js";
+import { unread } from "./unread.js";
 
 const VIEWS = {
   catalog: catalogPage,
@@ -49,7 +50,7 @@ function drawNav() {
   ];
   if (session.signedIn) {
     items.push(link("/orders", "Orders"));
-    items.push(link("/notifications", "Notifications"));
+    items.push(link("/notifications", "Notifications", badge(unread.count, "unread")));
     items.push(
       h(
         "li",
@@ -79,6 +80,7 @@ async function draw({ focus = false } = {}) {
   const found = match(location.pathname);
   drawNav();
   notice.replaceChildren();
+  unread.refresh();
   if (found && found.page.signedIn && !session.signedIn) {
     history.replaceState(null, "", loginPath(location.pathname + location.search));
     return draw({ focus });
@@ -122,5 +124,6 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => draw({ focus: true }));
 cart.onChange(drawNav);
 session.onChange(drawNav);
+unread.onChange(drawNav);
 onNavigate(draw);
 draw();

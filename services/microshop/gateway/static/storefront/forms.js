@@ -53,9 +53,8 @@ export function clearErrors(form) {
 export function errorMessage(error, { retry, retryLabel = "Try again" } = {}) {
   const parts = [h("p", { text: error.message })];
   if (error.status === 429 && error.retryAfter !== null) {
-    parts[0] = h("p", {
-      text: `${error.message} Please wait ${error.retryAfter} seconds, then try again.`,
-    });
+    const seconds = error.retryAfter === 1 ? "1 second" : `${error.retryAfter} seconds`;
+    parts[0] = h("p", { text: `${error.message} Please wait ${seconds}, then try again.` });
   }
   if (RETRYABLE.has(error.status) && retry) {
     parts.push(

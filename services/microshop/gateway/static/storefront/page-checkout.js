@@ -154,9 +154,9 @@ export async function render({ main, signal }) {
         });
         sessionStorage.removeItem(ATTEMPT);
         cart.clear();
-        await navigate(`/orders/${encodeURIComponent(order.id)}`, {
-          message: "Your order is placed.",
-        });
+        // No notice of its own: the order page's status line says it is placed and is
+        // replaced by how it ended, so nothing on that page can go stale.
+        await navigate(`/orders/${encodeURIComponent(order.id)}`);
       },
       {
         pending: "Placing your order…",

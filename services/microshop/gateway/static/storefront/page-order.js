@@ -1,5 +1,6 @@
 // One order, watched live: its status moves from PENDING to PAID or PAYMENT_FAILED on the
-// page by itself (polling, quick at first, then slower), announced to screen readers.
+// page by itself (polling, quick at first, then slower), announced to screen readers. The one
+// status line is the page's only word on the order's state: a final state replaces "waiting".
 
 import { api, itemsOf } from "./api.js";
 import { cart } from "./cart.js";
@@ -8,6 +9,7 @@ import { dateTime, money } from "./money.js";
 import { navigate, sessionEnded } from "./navigation.js";
 import { failureReason, PAYMENT_METHODS } from "./payment-methods.js";
 import { FINAL, statusBadge, statusSentence } from "./status.js";
+import { unread } from "./unread.js";
 import { fill, page } from "./view.js";
 
 function methodName(id) {
@@ -90,14 +92,28 @@ export async function render({ main, params, signal }) {
 
   function show(order) {
     replace(badgeSlot, statusBadge(order));
+    live.dataset.status = order.status;
     replace(
       live,
       h("p", { class: order.status === "PENDING" ? "pending" : "", text: statusSentence(order) }),
     );
   }
 
+  // A paid order's notification is written by the notifications service about when the
+  // order turns PAID, a moment before or after: for an order paid in the last minute, ask for
+  // the unread count again for a few seconds, until it goes up, so the header shows it.
+  async function awaitNotification(order) {
+    if (Date.now() - Date.parse(order.updated_at) > 60_000) return;
+    const before = await unread.refresh();
+    for (let attempt = 0; attempt < 10 && !signal.aborted; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (signal.aborted || (await unread.refresh()) > before) return;
+    }
+  }
+
   async function settle(order) {
     if (order.status === "PAYMENT_FAILED") replace(after, retryFailed(order));
+    if (order.status === "PAID") awaitNotification(order);
     try {
       const records = itemsOf(await api(`/payments?order_id=${encodeURIComponent(order.id)}`));
       if (!signal.aborted) after.prepend(payment(records) || "");

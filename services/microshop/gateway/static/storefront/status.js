@@ -18,5 +18,5 @@ export function statusSentence(order) {
   if (order.status === "PAID") return "Paid. Thank you for your order!";
   if (order.status === "PAYMENT_FAILED")
     return `Payment failed: ${failureReason(order.failure_code)}`;
-  return "Payment pending: the payment is being processed…";
+  return "Order placed. Waiting for the payment…";
 }
