@@ -220,8 +220,9 @@ def settled(buyer: httpx.Client) -> None:
     wait_until(lambda: buyer.get("/api/v1/payments").json()["total"] == orders, timeout=30)
 
 
-# The notifications list is the storefront's to move to the page (issue 12); it joins here then.
-@pytest.mark.parametrize("path", ["/api/v1/orders", "/api/v1/payments", "/api/v1/products"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/orders", "/api/v1/payments", "/api/v1/products", "/api/v1/notifications"]
+)
 def test_every_list_is_one_page_shape(buyer: httpx.Client, path: str) -> None:
     buyer.post("/api/v1/orders", json=ORDER, headers={"Idempotency-Key": uuid.uuid4().hex})
     settled(buyer)
