@@ -269,6 +269,17 @@ class KubernetesApi:
             content_type="application/merge-patch+json",
         )
 
+    async def set_owner_references(self, obj: Obj, refs: list[Obj]) -> None:
+        """Replace an object's ownerReferences (a merge patch replaces the list whole)."""
+        meta = obj["metadata"]
+        url = object_url(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        await self._request(
+            "PATCH",
+            url,
+            body={"metadata": {"ownerReferences": refs or None}},
+            content_type="application/merge-patch+json",
+        )
+
     async def delete(self, obj: Obj) -> bool:
         """Delete one object (dependents in the background); False if it was already gone."""
         meta = obj["metadata"]

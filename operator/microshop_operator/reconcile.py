@@ -89,6 +89,11 @@ class ReconcileContext:
         return self.shop.namespace
 
     @property
+    def retains_data(self) -> bool:
+        """Volumes (and the credentials for their data) outlive the Shop."""
+        return self.shop.spec.pvc_deletion_policy == "Retain"
+
+    @property
     def name(self) -> str:
         return self.shop.name
 
@@ -165,15 +170,25 @@ async def reconcile(
 
 
 async def ensure_secrets(api: KubernetesApi, rc: ReconcileContext, progress: Progress) -> None:
-    """Create each generated Secret that is missing; never rewrite one that exists."""
+    """Create each generated Secret that is missing; never rewrite one that exists.
+
+    Owned by the Shop (so deleted with it) only under `pvcDeletionPolicy: Delete`. Under
+    Retain the volumes outlive the Shop, and so must the credentials their data was created
+    with: the database and broker images set their users up on first boot only (the postgres,
+    mongo and rabbitmq images' entrypoints skip it when the data directory is initialised), so
+    a Shop re-created with fresh passwords could not log in to its own retained data. An
+    existing Secret's ownerReference follows the policy when it changes."""
     missing: list[str] = []
     # Look before generating: in the steady state every reconcile finds them all and draws
     # no key material at all.
     for secret in build_generated_secrets(rc.shop, generate=False):
         name = secret["metadata"]["name"]
         try:
-            if await api.get("v1", "Secret", rc.namespace, name) is None:
+            live = await api.get("v1", "Secret", rc.namespace, name)
+            if live is None:
                 missing.append(name)
+            else:
+                await _own_secret_by_policy(api, rc, live)
         except REQUEST_ERRORS as error:
             progress.failed(f"Secret/{name}", error)
     if not missing:
@@ -182,13 +197,30 @@ async def ensure_secrets(api: KubernetesApi, rc: ReconcileContext, progress: Pro
         name = secret["metadata"]["name"]
         if name not in missing:
             continue
+        if not rc.retains_data:
+            owned(secret, rc.body)
         try:
-            if await api.create_if_absent(owned(secret, rc.body)):
+            if await api.create_if_absent(secret):
                 kopf.event(
                     _body(rc.body), type="Normal", reason="Created", message=f"Secret {name}"
                 )
         except REQUEST_ERRORS as error:
             progress.failed(f"Secret/{name}", error)
+
+
+async def _own_secret_by_policy(api: KubernetesApi, rc: ReconcileContext, live: Obj) -> None:
+    refs = (live.get("metadata") or {}).get("ownerReferences") or []
+    others = [ref for ref in refs if ref.get("uid") != rc.uid]
+    wanted = others if rc.retains_data else [*others, *_shop_reference(rc.body)]
+    if [ref.get("uid") for ref in refs] != [ref.get("uid") for ref in wanted]:
+        await api.set_owner_references(live, wanted)
+
+
+def _shop_reference(shop: Obj) -> list[Obj]:
+    probe: Obj = {"metadata": {}}
+    kopf.append_owner_reference(probe, owner=_body(shop))
+    refs: list[Obj] = probe["metadata"]["ownerReferences"]
+    return refs
 
 
 async def apply_children(

@@ -478,8 +478,15 @@ def test_deleting_the_shop_removes_its_children_and_keeps_volumes(
 
     operator.api.kubectl("delete", "shop", "demo", "-n", namespace, "--wait=true", "--timeout=20s")
 
+    # Under the default pvcDeletionPolicy (Retain) the generated credentials stay with the data.
+    generated = {s["metadata"]["name"] for s in build_generated_secrets(shop, generate=False)}
     wait_until(
-        lambda: children_in(operator.api, namespace) == [], what="the children to go", timeout=15
+        lambda: (
+            {(o["kind"], o["metadata"]["name"]) for o in children_in(operator.api, namespace)}
+            == {("Secret", name) for name in generated}
+        ),
+        what="every child but the generated Secrets to go",
+        timeout=15,
     )
     remaining = operator.api.kubectl("get", "pvc", "-n", namespace, "-o", "name").split()
     assert sorted(remaining) == sorted(f"persistentvolumeclaim/{name}" for name in claims)
@@ -1021,3 +1028,62 @@ def test_the_bus_pod_template_carries_the_digest_of_its_configuration(
     bus = operator.api.get(f"{CHILD_KINDS['StatefulSet'].format(ns=namespace)}/demo-bus")
     annotations = (bus or {})["spec"]["template"]["metadata"].get("annotations") or {}
     assert annotations.get("microshop.dev/config-digest") == digest((config or {})["data"])
+
+
+def secret_contents(api: RunningApi, shop: dict[str, Any]) -> dict[str, dict[str, str]]:
+    found = {}
+    for secret in build_generated_secrets(shop, generate=False):
+        body = live(api, secret) or {}
+        found[secret["metadata"]["name"]] = dict(body.get("data") or {})
+    return found
+
+
+def test_a_shop_deleted_under_retain_keeps_its_credentials_with_its_data(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 3. The postgres, mongo and rabbitmq images set their users up on first boot only
+    (docker-entrypoint.sh skips initdb when PGDATA holds a database, the mongo entrypoint skips
+    MONGO_INITDB_* when /data/db is initialised, RabbitMQ applies RABBITMQ_DEFAULT_USER only to
+    a fresh node): a Shop re-created over retained volumes must find the same credentials. So
+    under Retain the generated Secrets carry no ownerReference and the garbage collector
+    leaves them; under Delete they go with the Shop."""
+    shop = shop_manifest(namespace)
+    apply_shop(operator.api, shop)
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    before = secret_contents(operator.api, shop)
+    assert all(before.values())
+    first_uid = (operator.api.get(f"{SHOPS.format(ns=namespace)}/demo") or {})["metadata"]["uid"]
+
+    operator.api.kubectl("delete", "shop", "demo", "-n", namespace, "--wait=true", "--timeout=20s")
+    wait_until(
+        lambda: not any(o["kind"] == "StatefulSet" for o in children_in(operator.api, namespace)),
+        what="the StatefulSets to go",
+        timeout=15,
+    )
+    assert secret_contents(operator.api, shop) == before
+
+    apply_shop(operator.api, shop)
+    wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child again")
+    second = operator.api.get(f"{SHOPS.format(ns=namespace)}/demo") or {}
+    assert second["metadata"]["uid"] != first_uid
+    # The same credentials, which every database, the bus and every service read by name.
+    assert secret_contents(operator.api, shop) == before
+    for secret in build_generated_secrets(shop, generate=False):
+        assert not (live(operator.api, secret) or {})["metadata"].get("ownerReferences")
+
+    # Switched to Delete, the Secrets are the Shop's again and go with it.
+    deleting = shop_manifest(namespace, pvcDeletionPolicy="Delete")
+    apply_shop(operator.api, deleting)
+    wait_until(
+        lambda: all(
+            [r["uid"] for r in (live(operator.api, s) or {})["metadata"].get("ownerReferences", [])]
+            == [second["metadata"]["uid"]]
+            for s in build_generated_secrets(shop, generate=False)
+        ),
+        what="the Secrets to be owned by the Shop",
+        timeout=15,
+    )
+    operator.api.kubectl("delete", "shop", "demo", "-n", namespace, "--wait=true", "--timeout=20s")
+    wait_until(
+        lambda: children_in(operator.api, namespace) == [], what="everything to go", timeout=15
+    )

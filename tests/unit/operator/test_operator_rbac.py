@@ -94,7 +94,8 @@ def admitted(url: str, body: Any) -> set[Grant]:
 
 
 class RecordingApi(KubernetesApi):
-    """Answers like an API server holding one stale child of every kind and no Secrets."""
+    """Answers like an API server holding one stale child of every kind and, until the
+    operator creates them, no Secrets."""
 
     def __init__(self, shop: dict[str, Any]) -> None:
         super().__init__(
@@ -103,6 +104,7 @@ class RecordingApi(KubernetesApi):
         )
         self.shop = shop
         self.grants: set[Grant] = set()
+        self.secrets: dict[str, Any] = {}
 
     async def _request(
         self,
@@ -117,7 +119,13 @@ class RecordingApi(KubernetesApi):
         parts = url.strip("/").split("/")
         if method == "GET" and len(parts) <= 3:  # discovery: the ServiceMonitor kind is served
             return {"resources": [{"name": plural} for plural in apply.PLURALS.values()]}
+        if method == "POST" and parts[-1] == "secrets":
+            self.secrets[body["metadata"]["name"]] = {"apiVersion": "v1", "kind": "Secret",
+                                                      **copy.deepcopy(body)}  # fmt: skip
+            return body  # type: ignore[no-any-return]
         if method == "GET" and parts[-2] == "secrets":
+            if parts[-1] in self.secrets:
+                return copy.deepcopy(self.secrets[parts[-1]])  # type: ignore[no-any-return]
             raise ApiError(404, "NotFound", "no generated Secret yet")
         if method == "GET" and parts[-1] == self.shop["metadata"]["name"]:
             return copy.deepcopy(self.shop)
@@ -131,7 +139,8 @@ class RecordingApi(KubernetesApi):
 
 
 def record(monkeypatch: pytest.MonkeyPatch) -> RecordingApi:
-    """Reconcile the production example (every kind), paused, and after a child changed."""
+    """Reconcile the production example (every kind), paused, after a child changed, and with
+    the other pvcDeletionPolicy (the existing Secrets' ownerReferences follow it)."""
     monkeypatch.setattr(kopf, "event", lambda *args, **kwargs: None)
     shop = yaml.safe_load(PRODUCTION_SHOP.read_text())
     shop["metadata"].update(namespace="shop-ns", uid="shop-uid", generation=1)
@@ -146,6 +155,11 @@ def record(monkeypatch: pytest.MonkeyPatch) -> RecordingApi:
         paused["spec"]["paused"] = True
         await reconciler.reconcile(paused, logger)
         await reconciler.reconcile_owner("shop-ns", shop["metadata"]["name"], logger)
+        other = copy.deepcopy(shop)
+        other["spec"]["pvcDeletionPolicy"] = (
+            "Delete" if shop["spec"].get("pvcDeletionPolicy", "Retain") == "Retain" else "Retain"
+        )
+        await reconciler.reconcile(other, logger)
         await api.close()
         return api
 
