@@ -38,6 +38,8 @@ HANDOVER_MANAGER = "microshop-operator-handover"
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "Secret"): "secrets",
+    # Read and expanded when a Shop's volume grows; never created or deleted by the operator.
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("v1", "Service"): "services",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("apps/v1", "Deployment"): "deployments",
@@ -280,12 +282,24 @@ class KubernetesApi:
             content_type="application/merge-patch+json",
         )
 
-    async def delete(self, obj: Obj) -> bool:
-        """Delete one object (dependents in the background); False if it was already gone."""
+    async def request_storage(self, claim: Obj, size: str) -> None:
+        """Ask for a bigger volume: a claim's storage request is the one field that may grow."""
+        meta = claim["metadata"]
+        url = object_url("v1", "PersistentVolumeClaim", meta["namespace"], meta["name"])
+        await self._request(
+            "PATCH",
+            url,
+            body={"spec": {"resources": {"requests": {"storage": size}}}},
+            content_type="application/merge-patch+json",
+        )
+
+    async def delete(self, obj: Obj, *, propagation: str = "Background") -> bool:
+        """Delete one object (dependents in the background, or orphaned); False if it was
+        already gone."""
         meta = obj["metadata"]
         url = object_url(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         try:
-            await self._request("DELETE", url, body={"propagationPolicy": "Background"})
+            await self._request("DELETE", url, body={"propagationPolicy": propagation})
         except ApiError as error:
             if error.status == 404:
                 return False

@@ -42,7 +42,7 @@ from microshop_operator.builders import (
     build_generated_secrets,
     components,
 )
-from microshop_operator.spec import InvalidSpec
+from microshop_operator.spec import InvalidSpec, parse_quantity
 
 Obj = dict[str, Any]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -54,7 +54,9 @@ SERVICE_MONITOR = ("monitoring.coreos.com/v1", "ServiceMonitor")
 # database goes external and later back. Never PersistentVolumeClaims: the operator does not
 # own them (and PLURALS does not list them). Never the Shop itself.
 PRUNED_KINDS = tuple(
-    kind for kind in PLURALS if kind not in {("v1", "Secret"), (c.API_VERSION, c.KIND)}
+    kind
+    for kind in PLURALS
+    if kind not in {("v1", "Secret"), ("v1", "PersistentVolumeClaim"), (c.API_VERSION, c.KIND)}
 )
 # What a request can fail with: the API's refusal, or no answer at all.
 REQUEST_ERRORS = (ApiError, aiohttp.ClientError, TimeoutError)
@@ -108,6 +110,8 @@ class Progress:
     # None: no ServiceMonitor wanted; else whether its kind is served (the CRD installed).
     service_monitor: bool | None = None
     monitoring_served: bool = False
+    resizing: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    not_expandable: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def failed(self, child: str, error: BaseException) -> None:
         self.failures.append((child, describe(error)))
@@ -155,11 +159,15 @@ async def reconcile(
             f"applied {len(progress.changed)} changed object(s): {', '.join(progress.changed)}"
         )
         kopf.event(_body(body), type="Normal", reason="Applied", message=_summary(progress.changed))
-    observation = observation_of(
-        rc,
-        progress.applied,
-        service_monitor=progress.service_monitor,
-        failures=tuple(progress.failures),
+    observation = dataclasses.replace(
+        observation_of(
+            rc,
+            progress.applied,
+            service_monitor=progress.service_monitor,
+            failures=tuple(progress.failures),
+        ),
+        resizing=tuple(progress.resizing),
+        not_expandable=tuple(progress.not_expandable),
     )
     try:
         reported(await report(api, body, observation))
@@ -247,6 +255,13 @@ async def apply_children(
             if child["kind"] == "Deployment" and "replicas" not in child["spec"]:
                 await hand_replicas_over(api, child)
             result = await api.apply(child)
+        except ApiError as error:
+            # A StatefulSet's volumeClaimTemplates are immutable (422): a grown size is
+            # applied by expanding the volumes and re-creating the StatefulSet.
+            grown = child["kind"] == "StatefulSet" and error.status == 422
+            if not grown or not await grow_volumes(api, rc, child, progress):
+                progress.failed(ident, error)
+            continue
         except REQUEST_ERRORS as error:
             progress.failed(ident, error)
             continue
@@ -255,6 +270,95 @@ async def apply_children(
             progress.changed.append(ident)
             versions[ident] = version
         progress.applied[child["kind"], child["metadata"]["name"]] = result
+
+
+async def grow_volumes(
+    api: KubernetesApi, rc: ReconcileContext, statefulset: Obj, progress: Progress
+) -> bool:
+    """Apply a grown `size` to a StatefulSet whose volumeClaimTemplates cannot change: expand
+    each PersistentVolumeClaim, then delete the StatefulSet with `propagationPolicy: Orphan`
+    (its pods keep running and serving) so that the next apply creates it anew with the new
+    template and it adopts them (the RabbitMQ cluster-operator's approach, with a condition
+    while it happens). False when the refusal was about something else.
+
+    A claim grows only where its StorageClass allows volume expansion
+    (PersistentVolumeClaimResize admission); a refusal is reported, and the StatefulSet is
+    left as it is. Shrinking or another storageClassName is refused by the CRD's transition
+    rules; should a Shop get past them (an older CRD), it is reported and nothing changes."""
+    meta = statefulset["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    key, field = _volume_of(rc, name)
+    live = await api.get("apps/v1", "StatefulSet", namespace, name)
+    if live is None:
+        return False
+    if live["metadata"].get("deletionTimestamp"):
+        progress.resizing.append(
+            (key, f"StatefulSet {name} is being re-created for its grown volume; its pods serve")
+        )
+        return True
+    (wanted,) = statefulset["spec"]["volumeClaimTemplates"]
+    (have,) = (live.get("spec") or {}).get("volumeClaimTemplates") or [{}]
+    size, before = _storage(wanted), _storage(have)
+    wanted_class = wanted["spec"].get("storageClassName")
+    if wanted_class is not None and wanted_class != (have.get("spec") or {}).get(
+        "storageClassName"
+    ):
+        why = "a volume keeps the StorageClass it was provisioned with"
+        progress.failures.append((f"StatefulSet/{name}", f"{field}.storageClassName: {why}"))
+        return True
+    if size is None or before is None or parse_quantity(size) == parse_quantity(before):
+        return False
+    if parse_quantity(size) < parse_quantity(before):
+        why = f"{field}.size {size} is below the volume's {before}: a claim cannot shrink"
+        progress.failures.append((f"StatefulSet/{name}", why))
+        return True
+    prefix = f"{wanted['metadata']['name']}-{name}-"
+    selector = ",".join(f"{k}={v}" for k, v in live["spec"]["selector"]["matchLabels"].items())
+    for claim in await api.list_objects("v1", "PersistentVolumeClaim", namespace, selector):
+        claim_name = claim["metadata"]["name"]
+        if not claim_name.startswith(prefix) or not claim_name[len(prefix) :].isdigit():
+            continue
+        requested = _storage(claim)
+        if requested is not None and parse_quantity(requested) >= parse_quantity(size):
+            continue
+        try:
+            await api.request_storage(claim, size)
+        except ApiError as error:
+            if error.status not in (403, 422):
+                raise
+            progress.not_expandable.append(
+                (
+                    key,
+                    f"{field}.size {size}: volume {claim_name} stays {requested}: {error.message}",
+                )
+            )
+            return True
+    await api.delete(live, propagation="Orphan")
+    progress.resizing.append(
+        (key, f"volumes grow from {before} to {size}; StatefulSet {name} is re-created, "
+              "its pods serve meanwhile")
+    )  # fmt: skip
+    kopf.event(
+        _body(rc.body),
+        type="Normal",
+        reason=s.Reason.RESIZING_VOLUMES,
+        message=f"{field}.size {before} -> {size}: volumes expanded, StatefulSet {name} re-created",
+    )
+    return True
+
+
+def _storage(claim: Obj) -> str | None:
+    requests = ((claim.get("spec") or {}).get("resources") or {}).get("requests") or {}
+    storage = requests.get("storage")
+    return str(storage) if storage is not None else None
+
+
+def _volume_of(rc: ReconcileContext, statefulset: str) -> tuple[str, str]:
+    """(status.components key, the Shop field that sizes it) of a StatefulSet."""
+    for service in c.DATABASE_SERVICES:
+        if rc.shop.names.database(service) == statefulset:
+            return f"{service}-db", f"spec.databases.{service}.managed"
+    return "bus", "spec.bus"
 
 
 async def hand_replicas_over(api: KubernetesApi, deployment: Obj) -> None:

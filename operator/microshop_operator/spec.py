@@ -36,6 +36,22 @@ ImageTag = Annotated[str, StringConstraints(pattern=IMAGE_TAG_PATTERN, max_lengt
 ObjectName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)]
 
 
+_SUFFIXES = {
+    "": 1, "m": 0.001, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
+def parse_quantity(quantity: str) -> float:
+    """A resource quantity (`1Gi`, `500M`, `0.5`) as a number, to compare two sizes
+    (k8s.io/apimachinery/pkg/api/resource: binary and decimal suffixes)."""
+    match = re.match(QUANTITY_PATTERN, quantity)
+    if match is None:
+        raise ValueError(f"not a quantity: {quantity!r}")
+    suffix = match.group(2) or ""
+    return float(quantity[: len(quantity) - len(suffix)]) * _SUFFIXES[suffix]
+
+
 class InvalidSpec(ValueError):
     """A Shop the operator refuses; the message is meant for the Shop's owner."""
 

@@ -41,6 +41,8 @@ class Reason:
     INVALID_SPEC: Final = "InvalidSpec"
     APPLY_FAILED: Final = "ApplyFailed"
     PROGRESS_DEADLINE_EXCEEDED: Final = "ProgressDeadlineExceeded"
+    RESIZING_VOLUMES: Final = "ResizingVolumes"
+    VOLUME_EXPANSION_NOT_ALLOWED: Final = "VolumeExpansionNotAllowed"
     PAUSED: Final = "Paused"
     ROLLING_OUT: Final = "RollingOut"
     RECONCILED: Final = "Reconciled"
@@ -88,6 +90,10 @@ class Observation:
     # None: no ServiceMonitor wanted; True: applied; False: its kind is not served.
     service_monitor: bool | None = None
     failures: tuple[tuple[str, str], ...] = ()
+    # (component, what is happening) while volumes grow; (component, why not) where the
+    # StorageClass (or anything else) refuses the expansion.
+    resizing: tuple[tuple[str, str], ...] = ()
+    not_expandable: tuple[tuple[str, str], ...] = ()
 
 
 def workload_readiness(observed: Obj | None, desired: Obj | None) -> Readiness:
@@ -168,6 +174,16 @@ def conditions(observation: Observation) -> list[Condition]:
         message = _describe_failures(observation.failures)
         return _failed(observation, Reason.APPLY_FAILED, message)
     waiting = {key: r for key, r in observation.components.items() if not r.is_ready}
+    if observation.not_expandable:
+        # The shop runs on, on the volumes it has; growing them needs a person (another
+        # StorageClass, or the size put back).
+        message = "; ".join(f"{key}: {why}" for key, why in observation.not_expandable)
+        return [
+            _ready(waiting),
+            (PROGRESSING, "False", Reason.VOLUME_EXPANSION_NOT_ALLOWED, message),
+            (DEGRADED, "True", Reason.VOLUME_EXPANSION_NOT_ALLOWED, message),
+            *_service_monitor(observation),
+        ]
     stalled = {key: r for key, r in waiting.items() if r.stalled is not None}
     if stalled:
         # The rollout needs a person (a crash-looping or unpullable version): the old pods
@@ -180,10 +196,7 @@ def conditions(observation: Observation) -> list[Condition]:
             (DEGRADED, "True", Reason.PROGRESS_DEADLINE_EXCEEDED, message),
             *_service_monitor(observation),
         ]
-    if not waiting:
-        ready = (READY, "True", Reason.ALL_COMPONENTS_READY, "every component is ready")
-    else:
-        ready = (READY, "False", _not_ready_reason(waiting), _describe(waiting))
+    ready = _ready(waiting)
     if observation.paused:
         progressing = (
             PROGRESSING,
@@ -191,12 +204,21 @@ def conditions(observation: Observation) -> list[Condition]:
             Reason.PAUSED,
             "spec.paused is true: the operator changes nothing until it is unset",
         )
+    elif observation.resizing:
+        message = "; ".join(f"{key}: {what}" for key, what in observation.resizing)
+        progressing = (PROGRESSING, "True", Reason.RESIZING_VOLUMES, message)
     elif waiting:
         progressing = (PROGRESSING, "True", Reason.ROLLING_OUT, _describe(waiting))
     else:
         progressing = (PROGRESSING, "False", Reason.RECONCILED, "the desired state is applied")
     degraded = (DEGRADED, "False", Reason.AS_EXPECTED, "")
     return [ready, progressing, degraded, *_service_monitor(observation)]
+
+
+def _ready(waiting: dict[str, Readiness]) -> Condition:
+    if not waiting:
+        return (READY, "True", Reason.ALL_COMPONENTS_READY, "every component is ready")
+    return (READY, "False", _not_ready_reason(waiting), _describe(waiting))
 
 
 def _failed(observation: Observation, reason: str, message: str) -> list[Condition]:

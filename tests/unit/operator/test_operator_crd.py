@@ -255,8 +255,9 @@ def test_valid_shop_passes_schema_cel_and_parse_shop(
 
 
 def test_every_cel_rule_is_exercised_by_the_invalid_table(schema: Obj) -> None:
-    """A new CEL rule needs a row in INVALID; the rule messages and the table stay in step."""
-    messages = {r["message"] for r in _all_rules(schema)}
+    """A new CEL rule needs a row in INVALID; the rule messages and the table stay in step.
+    Transition rules (on `oldSelf`) need an update to break: tests/operator/test_volumes.py."""
+    messages = {r["message"] for r in _all_rules(schema) if "oldSelf" not in r["rule"]}
     tested = {m for _, _, m in INVALID if m is not None}
     assert {m for m in messages if not any(m.startswith(t) for t in tested)} == set()
 

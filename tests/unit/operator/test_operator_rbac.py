@@ -10,6 +10,7 @@ discovery for --all-namespaces, and Events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from pathlib import Path
@@ -105,6 +106,9 @@ class RecordingApi(KubernetesApi):
         self.shop = shop
         self.grants: set[Grant] = set()
         self.secrets: dict[str, Any] = {}
+        # A grown volume: applying a StatefulSet is refused (immutable claim templates) and
+        # its live claims are smaller, so the reconcile expands them and re-creates it.
+        self.grown = False
 
     async def _request(
         self,
@@ -119,6 +123,20 @@ class RecordingApi(KubernetesApi):
         parts = url.strip("/").split("/")
         if method == "GET" and len(parts) <= 3:  # discovery: the ServiceMonitor kind is served
             return {"resources": [{"name": plural} for plural in apply.PLURALS.values()]}
+        if self.grown and "statefulsets" in parts:
+            if method == "PATCH" and content_type == "application/apply-patch+yaml":
+                raise ApiError(422, "Invalid", "spec: Forbidden: updates to statefulset spec")
+            if method == "GET" and parts[-2] == "statefulsets":
+                return grown_statefulset(self.shop, parts[-1])
+        if self.grown and method == "GET" and parts[-1] == "persistentvolumeclaims":
+            selector = (params or {})["labelSelector"]
+            name = dict(kv.split("=") for kv in selector.split(","))["app.kubernetes.io/name"]
+            claim = {
+                "name": f"data-{self.shop['metadata']['name']}-{name}-0",
+                "namespace": "shop-ns",
+            }
+            return {"items": [{"metadata": claim, "spec": {"resources": {"requests": {
+                "storage": "1Mi"}}}}]}  # fmt: skip
         if method == "POST" and parts[-1] == "secrets":
             self.secrets[body["metadata"]["name"]] = {"apiVersion": "v1", "kind": "Secret",
                                                       **copy.deepcopy(body)}  # fmt: skip
@@ -138,9 +156,24 @@ class RecordingApi(KubernetesApi):
         return {}
 
 
+def grown_statefulset(shop: dict[str, Any], name: str) -> dict[str, Any]:
+    """The live StatefulSet as it was before the Shop's volume grew (1Mi)."""
+    from microshop_operator.builders import build_children
+
+    (sts,) = [
+        o
+        for o in build_children(shop)
+        if (o["kind"], o["metadata"]["name"]) == ("StatefulSet", name)
+    ]
+    sts = copy.deepcopy(sts)
+    sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] = "1Mi"
+    return sts
+
+
 def record(monkeypatch: pytest.MonkeyPatch) -> RecordingApi:
     """Reconcile the production example (every kind), paused, after a child changed, and with
-    the other pvcDeletionPolicy (the existing Secrets' ownerReferences follow it)."""
+    the other pvcDeletionPolicy (the existing Secrets' ownerReferences follow it), and with
+    its volumes grown."""
     monkeypatch.setattr(kopf, "event", lambda *args, **kwargs: None)
     shop = yaml.safe_load(PRODUCTION_SHOP.read_text())
     shop["metadata"].update(namespace="shop-ns", uid="shop-uid", generation=1)
@@ -160,6 +193,9 @@ def record(monkeypatch: pytest.MonkeyPatch) -> RecordingApi:
             "Delete" if shop["spec"].get("pvcDeletionPolicy", "Retain") == "Retain" else "Retain"
         )
         await reconciler.reconcile(other, logger)
+        api.grown = True
+        with contextlib.suppress(kopf.TemporaryError):
+            await reconciler.reconcile(copy.deepcopy(shop), logger)
         await api.close()
         return api
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from microshop_operator import spec
-from microshop_operator.spec import InvalidSpec, parse_name, parse_shop
+from microshop_operator.spec import InvalidSpec, parse_name, parse_quantity, parse_shop
 
 
 def shop(body: dict[str, Any], name: Any = "shop") -> dict[str, Any]:
@@ -95,3 +95,19 @@ def test_a_name_too_long_for_its_children_is_refused_with_the_rule() -> None:
         "suffixes to it"
     )
     assert parse_name(shop({}, name="a" * 30)) == "a" * 30
+
+
+@pytest.mark.parametrize(
+    ("smaller", "larger"),
+    [("512Mi", "1Gi"), ("1Gi", "1.5Gi"), ("1G", "1Gi"), ("999M", "1G"), ("1Ti", "1025Gi"),
+     ("500m", "1"), ("1k", "1Ki")],
+)  # fmt: skip
+def test_quantities_compare_by_size_across_suffixes(smaller: str, larger: str) -> None:
+    """k8s.io/apimachinery/pkg/api/resource: binary (Ki, Mi, ...) and decimal (k, M, ...)."""
+    assert parse_quantity(smaller) < parse_quantity(larger)
+    assert parse_quantity("1Gi") == parse_quantity("1024Mi") == 2**30
+
+
+def test_a_malformed_quantity_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        parse_quantity("lots")

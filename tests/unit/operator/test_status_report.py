@@ -43,6 +43,8 @@ def test_reasons_are_the_documented_camel_case_names() -> None:
         "INVALID_SPEC": "InvalidSpec",
         "APPLY_FAILED": "ApplyFailed",
         "PROGRESS_DEADLINE_EXCEEDED": "ProgressDeadlineExceeded",
+        "RESIZING_VOLUMES": "ResizingVolumes",
+        "VOLUME_EXPANSION_NOT_ALLOWED": "VolumeExpansionNotAllowed",
         "PAUSED": "Paused",
         "ROLLING_OUT": "RollingOut",
         "RECONCILED": "Reconciled",
@@ -367,6 +369,18 @@ NOT_APPLIED = (
             (READY, "False", "ApplyFailed", NOT_APPLIED),
             (PROGRESSING, "False", "ApplyFailed", NOT_APPLIED),
             (DEGRADED, "True", "ApplyFailed", NOT_APPLIED), MONITOR_MISSING]),
+        # Volumes growing: progressing while the StatefulSet is re-created.
+        (Observation(1, READY_ALL, resizing=(("users-db", "volumes grow from 1Gi to 2Gi"),)), [
+            (READY, "True", "AllComponentsReady", "every component is ready"),
+            (PROGRESSING, "True", "ResizingVolumes", "users-db: volumes grow from 1Gi to 2Gi"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        # A StorageClass that cannot expand: the shop runs on, Degraded says what to fix.
+        (Observation(1, {**READY_ALL, "bus": Readiness(0, 1)},
+                     not_expandable=(("users-db", "2Gi: refused"),),
+                     resizing=(("bus", "growing"),)), [
+            (READY, "False", "BusNotReady", "not ready: bus 0/1"),
+            (PROGRESSING, "False", "VolumeExpansionNotAllowed", "users-db: 2Gi: refused"),
+            (DEGRADED, "True", "VolumeExpansionNotAllowed", "users-db: 2Gi: refused")]),
         (Observation(1, {"users": STUCK}, service_monitor=True), [
             (READY, "False", "ProgressDeadlineExceeded",
              "users: ReplicaSet has timed out progressing. (not ready: users 1/1 rolling out)"),
