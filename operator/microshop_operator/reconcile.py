@@ -18,6 +18,7 @@ reads the same way, one named step per concern).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import logging
@@ -426,6 +427,10 @@ async def prune(api: KubernetesApi, rc: ReconcileContext, progress: Progress) ->
             try:
                 if kind == "StatefulSet":
                     await api.retain_volumes(obj)
+                    if not await _claims_released(api, obj):
+                        why = "its claims still name it as owner: deleting it would delete the data"
+                        progress.failures.append((f"{kind}/{name} (pruning)", why))
+                        continue
                 deleted = await api.delete(obj)
             except REQUEST_ERRORS as error:
                 progress.failed(f"{kind}/{name} (pruning)", error)
@@ -437,6 +442,32 @@ async def prune(api: KubernetesApi, rc: ReconcileContext, progress: Progress) ->
                     reason="Deleted",
                     message=f"{kind} {name}: no longer in the spec",
                 )
+
+
+async def _claims_released(
+    api: KubernetesApi, statefulset: Obj, attempts: int = 20, interval: float = 0.25
+) -> bool:
+    """Whether no claim of the StatefulSet has it as owner any more. After the retention
+    policy is set to Retain, the StatefulSet controller takes its ownerReference off each
+    claim (updateClaimOwnerRefForSetAndPod, pkg/controller/statefulset); until it has, deleting
+    the StatefulSet lets the garbage collector delete those claims, and the data with them."""
+    uid = statefulset["metadata"].get("uid")
+    selector = ",".join(
+        f"{k}={v}" for k, v in statefulset["spec"]["selector"]["matchLabels"].items()
+    )
+    namespace = statefulset["metadata"]["namespace"]
+    for attempt in range(attempts):
+        claims = await api.list_objects("v1", "PersistentVolumeClaim", namespace, selector)
+        owned = [
+            claim
+            for claim in claims
+            if any(ref.get("uid") == uid for ref in claim["metadata"].get("ownerReferences") or [])
+        ]
+        if not owned:
+            return True
+        if attempt + 1 < attempts:
+            await asyncio.sleep(interval)
+    return False
 
 
 async def observe_workloads(api: KubernetesApi, rc: ReconcileContext) -> dict[tuple[str, str], Obj]:

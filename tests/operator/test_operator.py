@@ -1087,3 +1087,43 @@ def test_a_shop_deleted_under_retain_keeps_its_credentials_with_its_data(
     wait_until(
         lambda: children_in(operator.api, namespace) == [], what="everything to go", timeout=15
     )
+
+
+def test_a_database_moved_out_under_delete_keeps_its_claim_on_a_slow_control_plane(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 7: under whenDeleted=Delete the StatefulSet owns its claims; after the operator
+    sets Retain, the StatefulSet controller takes that ownerReference off each claim
+    (updateClaimOwnerRefForSetAndPod), and only then may the StatefulSet go: deleted earlier,
+    the garbage collector deletes the still-owned claims and the data. A slow control plane
+    (every controller step a second apart) opens that window."""
+    managed = shop_manifest(namespace, pvcDeletionPolicy="Delete")
+    apply_shop(operator.api, managed)
+    wait_until(lambda: all_applied(operator.api, managed), timeout=30, what="every child")
+    claim_url = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data-demo-users-db-0"
+    database = f"{CHILD_KINDS['StatefulSet'].format(ns=namespace)}/demo-users-db"
+    set_uid = (operator.api.get(database) or {})["metadata"]["uid"]
+    wait_until(
+        lambda: [r["uid"] for r in ((operator.api.get(claim_url) or {}).get("metadata") or {})
+                 .get("ownerReferences", [])] == [set_uid],
+        what="the claim to be owned by its StatefulSet", timeout=15,
+    )  # fmt: skip
+    operator.api.settle()
+
+    operator.api.emulator.controllers.latency = 0.5
+    try:
+        external = shop_manifest(
+            namespace,
+            pvcDeletionPolicy="Delete",
+            databases={"users": {"external": {"secretRef": {"name": "users-db-url"}}}},
+        )
+        apply_shop(operator.api, external)
+        wait_until(lambda: operator.api.get(database) is None, timeout=60, what="the set to go")
+        operator.api.settle(quiet=2, timeout=60)
+    finally:
+        operator.api.emulator.controllers.latency = 0.0
+
+    claim = operator.api.get(claim_url)
+    assert claim is not None, "the database's data went with its StatefulSet"
+    assert not claim["metadata"].get("deletionTimestamp")
+    assert not claim["metadata"].get("ownerReferences")
