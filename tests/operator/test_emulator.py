@@ -402,6 +402,27 @@ def test_a_namespace_must_exist_and_deleting_it_deletes_its_contents(api: Runnin
     assert left == []
 
 
+def test_a_controller_whose_namespace_goes_is_refused_quietly(api: RunningApi) -> None:
+    """NamespaceLifecycle refuses a ReplicaSet the Deployment controller creates in a namespace
+    being deleted (403, "because it is being terminated"); the real controller logs it and the
+    key goes with the namespace (pkg/controller/deployment handleErr): not an emulator bug."""
+    api.emulator.controllers.latency = 0.2  # the controller runs after the namespace is deleted
+    try:
+        with api.client() as client:
+            make_namespace(client, "leaving")
+            create(client, DEPLOYMENTS.format(ns="leaving"), deployment("web", ns="leaving"))
+            client.delete("/api/v1/namespaces/leaving")
+            wait_until(
+                lambda: client.get("/api/v1/namespaces/leaving").status_code == 404,
+                what="the namespace to go",
+                timeout=20,
+            )
+    finally:
+        api.emulator.controllers.latency = 0.0
+
+    assert api.emulator.controller_errors == []
+
+
 def test_creating_a_crd_serves_its_resource(api: RunningApi) -> None:
     """Custom Resources: once a CRD is created (and Established) its kind is served and
     discoverable, with its status subresource."""

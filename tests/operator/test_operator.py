@@ -264,9 +264,11 @@ def test_a_shop_becomes_all_its_children_owned_by_it(
     shop_uid = (operator.api.get(f"{SHOPS.format(ns=namespace)}/demo") or {})["metadata"]["uid"]
     for obj in applied:
         refs = obj["metadata"].get("ownerReferences") or []
-        assert [(r["kind"], r["name"], r["uid"], r.get("controller")) for r in refs] == [
-            ("Shop", "demo", shop_uid, True)
-        ], obj["metadata"]["name"]
+        owners = [(r["kind"], r["name"], r["uid"], r.get("controller")) for r in refs]
+        # Under the default pvcDeletionPolicy (Retain) the generated Secrets outlive the Shop
+        # with the volumes whose data they open (defect 3): nobody owns them.
+        expected = [] if obj["kind"] == "Secret" else [("Shop", "demo", shop_uid, True)]
+        assert owners == expected, obj["metadata"]["name"]
     events_url = f"/api/v1/namespaces/{namespace}/events"
     events = wait_until(
         lambda: [e for e in (operator.api.get(events_url) or {})["items"]

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .errors import ApiError
 from .quantity import parse_quantity
 from .store import Body, Event, Resource, clone
 
@@ -120,6 +121,10 @@ class Controllers:
             (controller, namespace, name), _ = self._pending.popitem(last=False)
             try:
                 self._syncs[controller](namespace, name)
+            except ApiError as error:
+                if not _namespace_terminating(error):
+                    self.api.controller_errors.append(f"{controller} {namespace}/{name}: {error!r}")
+                    self.enqueue_after(1.0, controller, namespace, name)
             except Exception as error:  # a real controller logs, requeues and goes on
                 self.api.controller_errors.append(f"{controller} {namespace}/{name}: {error!r}")
                 self.enqueue_after(1.0, controller, namespace, name)
@@ -268,3 +273,9 @@ def _owner_ref(body: Body, api_version: str, kind: str, *, controller: bool) -> 
         ref["controller"] = True
         ref["blockOwnerDeletion"] = True
     return ref
+
+
+def _namespace_terminating(error: ApiError) -> bool:
+    """NamespaceLifecycle's refusal of new objects in a namespace being deleted: expected for
+    a controller whose namespace goes (the real ones log it and drop the key), not a bug."""
+    return error.status == 403 and "because it is being terminated" in error.message
