@@ -452,9 +452,9 @@ async def _claims_released(
     claim (updateClaimOwnerRefForSetAndPod, pkg/controller/statefulset); until it has, deleting
     the StatefulSet lets the garbage collector delete those claims, and the data with them."""
     uid = statefulset["metadata"].get("uid")
-    selector = ",".join(
-        f"{k}={v}" for k, v in statefulset["spec"]["selector"]["matchLabels"].items()
-    )
+    labels = (((statefulset.get("spec") or {}).get("selector") or {}).get("matchLabels")) or {}
+    # Its claims carry its selector's labels; whichever are listed, ownership decides.
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
     namespace = statefulset["metadata"]["namespace"]
     for attempt in range(attempts):
         claims = await api.list_objects("v1", "PersistentVolumeClaim", namespace, selector)

@@ -128,8 +128,8 @@ class RecordingApi(KubernetesApi):
                 raise ApiError(422, "Invalid", "spec: Forbidden: updates to statefulset spec")
             if method == "GET" and parts[-2] == "statefulsets":
                 return grown_statefulset(self.shop, parts[-1])
-        if self.grown and method == "GET" and parts[-1] == "persistentvolumeclaims":
-            selector = (params or {})["labelSelector"]
+        selector = (params or {}).get("labelSelector") or ""
+        if self.grown and parts[-1] == "persistentvolumeclaims" and "name=" in selector:
             name = dict(kv.split("=") for kv in selector.split(","))["app.kubernetes.io/name"]
             claim = {
                 "name": f"data-{self.shop['metadata']['name']}-{name}-0",
