@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,7 +145,12 @@ def test_a_paid_purchase_from_the_catalog_to_the_notification(
 
     # Logging out forgets the token: the tab's storage no longer has it, and pages that need
     # an account ask to log in again.
-    assert stored_token(page) is not None
+    token = stored_token(page)
+    assert token is not None
+    # Kept in the tab only: no cookie at all (none to carry it cross-site), nothing in
+    # localStorage but the cart.
+    assert page.context.cookies() == []
+    assert page.evaluate("() => Object.keys(localStorage)") == ["microshop.cart.v1"]
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("status")).to_have_text("You are logged out.")
     assert stored_token(page) is None
@@ -290,6 +296,35 @@ def test_a_keyboard_alone_can_buy(page: Page) -> None:
     page.keyboard.press("Enter")
     expect(page.locator(".order-status")).to_have_text("Paid. Thank you for your order!")
     expect(page.get_by_text("Test Mastercard")).to_be_visible()
+
+
+def test_the_home_page_is_guarded_by_its_headers_and_its_assets_cached_for_a_year(
+    page: Page,
+) -> None:
+    responses: list[Any] = []
+    page.on("response", lambda response: responses.append(response))
+    document = page.goto("/")
+    assert document is not None
+    expect(page.locator(".product-grid img")).to_have_count(6)
+    page.wait_for_load_state("networkidle")
+
+    headers = document.headers
+    policy = dict(
+        (d.split()[0], d.split()[1:]) for d in headers["content-security-policy"].split("; ")
+    )
+    assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert "unsafe-inline" not in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-cache"
+    # Every asset the page loaded has its content's hash in its name and a year's cache.
+    assets = [r for r in responses if r.url != document.url and "/api/" not in r.url]
+    assert len(assets) > 10, [r.url for r in assets]
+    for asset in assets:
+        assert re.search(r"/assets/.+\.[0-9a-f]{12}\.[a-z]+$", asset.url), asset.url
+        assert asset.headers["cache-control"] == "public, max-age=31536000, immutable", asset.url
+        assert asset.headers["x-content-type-options"] == "nosniff", asset.url
 
 
 def test_the_home_page_loads_under_200_kb_compressed(page: Page) -> None:
