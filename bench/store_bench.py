@@ -139,18 +139,21 @@ def settle(store: OrderStore, order: dict[str, Any]) -> None:
 
 
 def settled_documents(count: int) -> list[dict[str, Any]]:
-    """`count` orders written, relayed and settled by the real document-store code (on
-    mongomock, fast), 20 per user: the documents the service would hold after that many."""
-    scratch = OrderStore("mongomock://")
-    scratch.prepare()
-    fill_through_the_store(scratch, count)
-    docs = list(scratch.backend.orders.find({}))
-    scratch.close()
+    """`count` orders written, relayed and settled by the real document-store code on
+    mongomock, 20 per user: the documents the service would hold after that many. mongomock
+    scans for every query, so they are written 100 to a scratch store at a time."""
+    docs: list[dict[str, Any]] = []
+    for start in range(0, count, 100):
+        scratch = OrderStore("mongomock://")
+        scratch.prepare()
+        fill_through_the_store(scratch, min(100, count - start), first=start)
+        docs.extend(scratch.backend.orders.find({}))
+        scratch.close()
     return docs
 
 
-def fill_through_the_store(store: OrderStore, count: int) -> None:
-    for n in range(count):
+def fill_through_the_store(store: OrderStore, count: int, first: int = 0) -> None:
+    for n in range(first, first + count):
         shopper = Shopper(store, f"user-{n // ORDERS_PER_USER}")
         order, _ = shopper.place(f"fill-{n}")
         settle(store, order)
