@@ -23,7 +23,7 @@ help:
 	@echo "make e2e    - end-to-end on a kind cluster (needs Docker and kind)"
 	@echo "make manifests - regenerate manifests/install.yaml and argocd-cm.yaml from the chart"
 	@echo "make scan   - checkov on the rendered chart and example Shops (suppressions: tools/checkov)"
-	@echo "make bench  - every benchmark: tables, JSON and plots in bench/results (needs wrk; nginx optional)"
+	@echo "make bench  - every benchmark: tables, JSON and plots in bench/results (needs wrk, PostgreSQL and RabbitMQ; nginx optional)"
 	@echo "make mutants - mutation testing (mutmut) of the pure modules; prints the kill rate"
 	@echo "make contract - schemathesis (every check and phase) on a fresh standalone shop"
 	@echo "make audit  - pip-audit on every package uv.lock pins (explanations: tools/pip-audit)"
