@@ -53,17 +53,28 @@ class PaymentFailed(Event):
     failure_code: str
 
 
+class NotificationSent(Event):
+    """The buyer was told their order is paid; orders records it, so its re-drive sweeper knows
+    which PAID orders still wait for their notification."""
+
+    type: Literal["notification.sent"] = "notification.sent"
+    notification_id: str
+    order_id: str
+    user_id: str
+
+
 def event_type(event: type[Event]) -> str:
     """The type an event class declares: its `type` field, also its AMQP routing key."""
     declared: str = event.model_fields["type"].default
     return declared
 
 
-AnyEvent = Annotated[OrderCreated | PaymentSucceeded | PaymentFailed, Field(discriminator="type")]
-_any_event: TypeAdapter[OrderCreated | PaymentSucceeded | PaymentFailed] = TypeAdapter(AnyEvent)
+KnownEvent = OrderCreated | PaymentSucceeded | PaymentFailed | NotificationSent
+AnyEvent = Annotated[KnownEvent, Field(discriminator="type")]
+_any_event: TypeAdapter[KnownEvent] = TypeAdapter(AnyEvent)
 
 
-def parse_event(body: bytes | str | dict) -> OrderCreated | PaymentSucceeded | PaymentFailed:
+def parse_event(body: bytes | str | dict) -> KnownEvent:
     """Decode an event from the bus or an outbox row; a malformed one raises ValidationError."""
     if isinstance(body, dict):
         return _any_event.validate_python(body)

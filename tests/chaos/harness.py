@@ -219,6 +219,7 @@ class Ledger:
         return {
             "orders": self.orders.count_documents({"outbox.0": {"$exists": True}}),
             "payments": self._sql("payments", "SELECT count(*) FROM outbox")[0][0],
+            "notifications": self._sql("notifications", "SELECT count(*) FROM outbox")[0][0],
         }
 
     def queue_depths(self) -> dict[str, tuple[int, int]]:

@@ -147,11 +147,11 @@ def test_postgres_down_longer_than_the_retry_budget_loses_nothing(
             rows = c.execute("SELECT order_id, count(*) FROM notifications GROUP BY order_id")
             return dict(rows.fetchall())
 
-    wait_until(lambda: set(notified()) == paid, timeout=30)
+    wait_until(lambda: set(notified()) == paid, timeout=60)
     assert notified() == dict.fromkeys(paid, 1)
 
     # Nothing was dead-lettered, nothing waits; the consumer resumed by itself.
-    wait_until(lambda: not any(queue_depths(shop.amqp_url).values()), timeout=30)
+    wait_until(lambda: not any(queue_depths(shop.amqp_url).values()), timeout=60)
     assert gauge(metrics(shop, "payments"), "microshop_bus_consumer_paused", QUEUES[0]) == 0
     for queue, service in zip(QUEUES, ("payments", "orders", "notifications"), strict=True):
         assert gauge(metrics(shop, service), "microshop_bus_dead_letter_messages", queue) == 0

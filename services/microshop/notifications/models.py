@@ -8,7 +8,7 @@ from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from microshop.platform.db import UtcDateTime
-from microshop.platform.outbox import InboxMixin
+from microshop.platform.outbox import InboxMixin, OutboxMixin
 
 
 class NotificationsBase(DeclarativeBase):
@@ -35,3 +35,7 @@ class Notification(NotificationsBase):
 
 class NotificationsInbox(InboxMixin, NotificationsBase):
     pass
+
+
+class NotificationsOutbox(OutboxMixin, NotificationsBase):
+    """notification.sent events, written with the notification they announce."""

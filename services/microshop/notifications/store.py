@@ -9,18 +9,18 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from microshop.events import PaymentSucceeded
+from microshop.events import NotificationSent, PaymentSucceeded
 from microshop.notifications.domain import NotificationType, order_paid_message
 from microshop.notifications.models import Notification, NotificationsInbox
 from microshop.platform.errors import NotFound
-from microshop.platform.outbox import SqlInbox
+from microshop.platform.outbox import SqlInbox, SqlOutbox
 
 log = logging.getLogger(__name__)
 
 
 class NotificationStore:
-    def __init__(self, sessions: sessionmaker[Session], consumer: str) -> None:
-        self.sessions = sessions
+    def __init__(self, sessions: sessionmaker[Session], outbox: SqlOutbox, consumer: str) -> None:
+        self.sessions, self.outbox = sessions, outbox
         self.inbox = SqlInbox(sessions, NotificationsInbox, consumer)
 
     def list_for_user(
@@ -81,12 +81,15 @@ class NotificationStore:
         if existing is not None:
             # Another event about the same order (a re-sent payment outcome) got here first.
             # Two such events racing: the unique constraint fails one, the bus retries it,
-            # and the retry lands here.
+            # and the retry lands here. A re-sent outcome means orders has not heard of the
+            # notification (its sweeper drove the order again): tell it once more.
             log.info("order already notified", extra={"order_id": payment.order_id})
+            self._announce(session, existing, payment)
             return
+        notification_id = str(uuid.uuid4())
         session.add(
             Notification(
-                id=str(uuid.uuid4()),
+                id=notification_id,
                 user_id=payment.user_id,
                 order_id=payment.order_id,
                 type=kind,
@@ -96,4 +99,11 @@ class NotificationStore:
                 created_at=datetime.now(UTC),
             )
         )
+        self._announce(session, notification_id, payment)
         log.info("order paid notification", extra={"order_id": payment.order_id})
+
+    def _announce(self, session: Session, notification_id: str, payment: PaymentSucceeded) -> None:
+        sent = NotificationSent(
+            notification_id=notification_id, order_id=payment.order_id, user_id=payment.user_id
+        )
+        self.outbox.add(session, sent)

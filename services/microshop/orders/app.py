@@ -1,4 +1,5 @@
-"""The orders service's ASGI app: its lifespan opens the store, bus, relay and consumer."""
+"""The orders service's ASGI app: its lifespan opens the store, bus, relay, consumer and the
+re-drive sweeper."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from microshop import registry
 from microshop.orders.handlers import SettledOrders, subscription
+from microshop.orders.redrive import RedriveSweeper
 from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
 from microshop.platform.bus import Bus
@@ -29,6 +31,7 @@ class OrdersRuntime:
     store: OrderStore
     bus: Bus
     relay: OutboxRelay
+    sweeper: RedriveSweeper
 
     @classmethod
     def open(cls, settings: OrdersSettings, telemetry: ServiceTelemetry) -> OrdersRuntime:
@@ -48,7 +51,14 @@ class OrdersRuntime:
             store.outbox, bus, settings.outbox_poll_seconds, "orders", settings.relay_backoff
         )
         store.outbox.on_commit = relay.kick
-        return cls(store, bus, relay)
+        sweeper = RedriveSweeper(
+            store.redrives,
+            telemetry.metrics.registry,
+            settings.redrive_after_seconds,
+            settings.redrive_interval_seconds,
+            settings.relay_backoff,
+        )
+        return cls(store, bus, relay, sweeper)
 
     def subscribe(self, subscription: Subscription[OrderStore]) -> None:
         self.bus.subscribe(
@@ -66,6 +76,7 @@ class OrdersRuntime:
         }
 
     def close(self) -> None:
+        self.sweeper.stop()
         self.relay.stop()
         self.bus.close()
         self.store.close()
@@ -84,6 +95,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             telemetry.metrics.watch_outbox(runtime.store.outbox.backlog)
             await run_in_threadpool(runtime.subscribe, subscription(settled))
             runtime.relay.start()
+            runtime.sweeper.start()
             app.state.runtime = runtime
 
         async with opened_when_reachable(

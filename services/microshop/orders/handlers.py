@@ -1,4 +1,5 @@
-"""Event handlers of the orders service: a payment succeeded or failed, so settle the order."""
+"""Event handlers of the orders service: a payment succeeded or failed, so settle the order; the
+buyer was notified, so the re-drive sweeper may leave the order alone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from microshop.events import PaymentFailed, PaymentSucceeded
+from microshop.events import NotificationSent, PaymentFailed, PaymentSucceeded
 from microshop.orders.domain import OrderStatus, next_status
 from microshop.orders.store import OrderStore
 from microshop.platform.subscriptions import Subscription
@@ -63,10 +64,26 @@ class PaymentOutcomeHandler:
         )
 
 
+class NotificationSentHandler:
+    """Records that a PAID order's buyer was notified (at most once)."""
+
+    def __init__(self, store: OrderStore) -> None:
+        self.redrives = store.redrives
+
+    def __call__(self, event: NotificationSent, headers: dict[str, str]) -> None:
+        self.redrives.mark_notified(event.order_id)
+
+
 def subscription(settled: SettledOrders | None = None) -> Subscription[OrderStore]:
-    """Both payment outcomes, each settling the order (and observed in `settled`)."""
+    """Both payment outcomes, each settling the order (and observed in `settled`), and the
+    notification of a paid one."""
 
     def handler(store: OrderStore) -> PaymentOutcomeHandler:
         return PaymentOutcomeHandler(store, settled)
 
-    return Subscription[OrderStore](QUEUE).on(PaymentSucceeded, handler).on(PaymentFailed, handler)
+    return (
+        Subscription[OrderStore](QUEUE)
+        .on(PaymentSucceeded, handler)
+        .on(PaymentFailed, handler)
+        .on(NotificationSent, NotificationSentHandler)
+    )

@@ -46,3 +46,8 @@ class OrdersSettings(DatabaseSettings):
             "w": write_concern,
             "journal": self.mongo_journal,
         }
+
+    # The re-drive sweeper: an order PENDING, or PAID without its notification, this long is
+    # driven again (its order.created published once more); swept this often.
+    redrive_after_seconds: float = Field(default=60.0, gt=0)
+    redrive_interval_seconds: float = Field(default=10.0, gt=0)

@@ -59,7 +59,13 @@ class PaymentStore:
     def _charge(self, session: Session, order: OrderCreated, headers: dict[str, str]) -> None:
         existing = session.scalar(select(Payment).where(Payment.order_id == order.order_id))
         if existing is not None:
-            log.info("order already charged", extra={"order_id": order.order_id})
+            # The order was driven again (orders' sweeper saw it wait too long, or a PAID order
+            # with no notification): its outcome may never have arrived, so it goes out once
+            # more, under a new event id. Orders and notifications apply it at most once.
+            log.info(
+                "order already charged: outcome sent again", extra={"order_id": order.order_id}
+            )
+            self.outbox.add(session, outcome_event(existing), headers=dict(headers))
             return
         outcome = charge(order.payment_method, order.total_cents)
         payment = Payment(
@@ -74,21 +80,23 @@ class PaymentStore:
             created_at=clock.now(),
         )
         session.add(payment)
-        common: dict[str, Any] = {
-            "payment_id": payment.id,
-            "order_id": payment.order_id,
-            "user_id": payment.user_id,
-            "amount_cents": payment.amount_cents,
-            "currency": payment.currency,
-        }
-        result: PaymentSucceeded | PaymentFailed
-        if outcome.status is PaymentStatus.SUCCEEDED:
-            result = PaymentSucceeded(**common)
-        else:
-            result = PaymentFailed(**common, failure_code=outcome.failure_code or "declined")
-        self.outbox.add(session, result, headers=dict(headers))
+        self.outbox.add(session, outcome_event(payment), headers=dict(headers))
         log.info(
             "payment %s",
             payment.status.lower(),
             extra={"order_id": payment.order_id, "payment_id": payment.id},
         )
+
+
+def outcome_event(payment: Payment) -> PaymentSucceeded | PaymentFailed:
+    """The event announcing a payment's outcome."""
+    common: dict[str, Any] = {
+        "payment_id": payment.id,
+        "order_id": payment.order_id,
+        "user_id": payment.user_id,
+        "amount_cents": payment.amount_cents,
+        "currency": payment.currency,
+    }
+    if payment.status == PaymentStatus.SUCCEEDED.value:
+        return PaymentSucceeded(**common)
+    return PaymentFailed(**common, failure_code=payment.failure_code or "declined")

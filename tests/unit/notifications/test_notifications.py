@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from microshop.events import PaymentFailed, PaymentSucceeded
+from microshop.events import NotificationSent, PaymentFailed, PaymentSucceeded, parse_event
 from microshop.notifications.app import create_app
 from microshop.notifications.handlers import QUEUE, SUBSCRIPTION
 from microshop.notifications.models import Notification, NotificationsInbox
@@ -240,3 +240,29 @@ def test_ready_once_database_and_bus_answer(client: TestClient) -> None:
 
     assert response.status_code == 200
     assert response.json()["checks"] == ["bus", "consumers", "database"]
+
+
+def test_each_notification_is_announced_and_a_re_sent_outcome_announces_it_again(
+    client: TestClient, notifications_of: Callable[..., httpx.Response]
+) -> None:
+    announced: list[NotificationSent] = []
+
+    def record(message: IncomingMessage) -> None:
+        event = parse_event(message.body)
+        assert isinstance(event, NotificationSent)
+        announced.append(event)
+
+    client.app.state.runtime.bus.subscribe("test.sent", ["notification.sent"], record)  # type: ignore[attr-defined]
+    first = paid("order-7")
+    publish(client, first)
+    wait_until(lambda: len(announced) == 1, timeout=5)
+    [notification] = notifications_of().json()["items"]
+    assert (announced[0].order_id, announced[0].notification_id) == ("order-7", notification["id"])
+
+    # Orders' sweeper drove the order again and payments re-sent its outcome (a new event id):
+    # still one notification, announced once more so orders can record it.
+    publish(client, first.model_copy(update={"event_id": str(uuid.uuid4())}))
+    wait_until(lambda: len(announced) == 2, timeout=5)
+    assert order_ids(notifications_of()) == ["order-7"]
+    assert announced[1].notification_id == notification["id"]
+    assert announced[1].event_id != announced[0].event_id

@@ -116,11 +116,28 @@ def test_orders_by_final_state_and_time_to_settle(scraped: dict[str, Samples]) -
 
 
 def test_outbox_backlog_is_reported_where_there_is_an_outbox(scraped: dict[str, Samples]) -> None:
-    for service in ("orders", "payments"):
+    # notifications publishes notification.sent through its outbox; users publishes nothing.
+    for service in ("orders", "payments", "notifications"):
         assert value(scraped[service], "microshop_outbox_backlog_events") == 0
         assert value(scraped[service], "microshop_outbox_oldest_event_age_seconds") == 0
         assert "microshop_outbox_backlog_events" in names(scraped[service])
-    assert "microshop_outbox_backlog_events" not in names(scraped["notifications"])
+    assert "microshop_outbox_backlog_events" not in names(scraped["users"])
+
+
+@pytest.mark.parametrize(
+    ("service", "queue"),
+    [
+        ("orders", "orders.payment-events"),
+        ("payments", "payments.order-events"),
+        ("notifications", "notifications.payment-events"),
+    ],
+)
+def test_each_consumed_queue_reports_its_pause_and_dead_letters(
+    scraped: dict[str, Samples], service: str, queue: str
+) -> None:
+    assert value(scraped[service], "microshop_bus_consumer_paused", queue=queue) == 0
+    assert value(scraped[service], "microshop_bus_dead_letter_messages", queue=queue) == 0
+    assert "microshop_bus_consumer_paused" not in names(scraped["users"])
 
 
 def test_server_errors_are_counted_apart() -> None:

@@ -1,6 +1,7 @@
 """Persistence of the orders service, split by concern: what every backend offers (base.py), the
 document store behind the pymongo API (backend, catalog, orders, the document outbox with its
-relay lease, the inbox) and the embedded SQLite store of the standalone mode (sqlite.py).
+relay lease, the inbox) and the embedded SQLite store of the standalone mode (sqlite.py); the
+re-drive sweeper's claims on either (redrive.py).
 
 Orders need no multi-document transactions on a document store: an order document carries its
 own outbox (the events to publish) and the ids of the events it has processed, so every state
@@ -20,6 +21,7 @@ from microshop.orders.store.base import CachedCatalog, Catalog, Orders, Outbox
 from microshop.orders.store.catalog import DocumentCatalog
 from microshop.orders.store.orders import DocumentOrders
 from microshop.orders.store.outbox import DocumentOutbox
+from microshop.orders.store.redrive import DocumentRedrives, Redrives, SqliteRedrives
 from microshop.orders.store.sqlite import (
     SqliteBackend,
     SqliteCatalog,
@@ -37,6 +39,7 @@ class OrderStore:
     catalog: Catalog
     orders: Orders
     outbox: Outbox
+    redrives: Redrives
 
     def __init__(
         self,
@@ -52,17 +55,20 @@ class OrderStore:
             source: Catalog = SqliteCatalog(self.backend)
             outbox = SqliteOutbox(self.backend)
             self.orders = SqliteOrders(self.backend, outbox)
+            self.redrives = SqliteRedrives(self.backend, outbox)
         else:
             self.backend = DocumentBackend.open(url, database_name, tracer, client_options)
             source = DocumentCatalog(self.backend)
             outbox = DocumentOutbox(self.backend)
             self.orders = DocumentOrders(self.backend, outbox)
+            self.redrives = DocumentRedrives(self.backend, outbox)
         self.outbox = outbox
         self.catalog = CachedCatalog(source)
 
     def prepare(self) -> None:
         """Make indexes and seed the catalog; safe to run on every start of every replica."""
         self.orders.create_indexes()
+        self.redrives.create_indexes()
         self.catalog.seed()
 
     def ping(self) -> None:

@@ -1,0 +1,174 @@
+"""The re-drive sweeper's view of the orders, on either backend: which orders have waited too
+long for their payment (PENDING) or their notification (PAID, no notification.sent recorded),
+each claimed with its order.created written again to the order's outbox in one write.
+
+Times are epoch seconds: the embedded stores cannot compare a zoned datetime in a query. An
+unfinished order gets its due time (`redrive_at`) the first time the sweeper sees it (one
+statement per sweep) and a new one each time it is driven again; the claim is conditional on
+the due time it read, so replicas never drive the same order twice in one period.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal, Protocol
+
+import pymongo
+
+from microshop.events import OrderCreated
+from microshop.orders.domain import OrderStatus
+from microshop.orders.store.backend import DocumentBackend
+from microshop.orders.store.outbox import DocumentOutbox, add_event, outbox_entry
+from microshop.orders.store.sqlite import SqliteBackend, SqliteOutbox
+
+REDRIVE_AT = "redrive_at"
+NOTIFIED_AT = "notified_at"
+Reason = Literal["payment_missing", "notification_missing"]
+_REASON_OF: dict[str, Reason] = {
+    OrderStatus.PENDING.value: "payment_missing",
+    OrderStatus.PAID.value: "notification_missing",
+}
+
+
+class Redrives(Protocol):
+    def create_indexes(self) -> None:
+        """Safe to run on every start of every replica."""
+
+    def mark_notified(self, order_id: str) -> bool:
+        """Record that the order's buyer was notified; False if it was already recorded."""
+
+    def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
+        """Drive again up to `limit` unfinished orders first seen `after_seconds` ago, or driven
+        again that long ago; (order id, reason) of each."""
+
+
+# Unfinished: PENDING, or PAID without its notification recorded.
+_UNFINISHED: dict[str, Any] = {
+    "status": {"$in": list(_REASON_OF)},
+    NOTIFIED_AT: None,  # also matches a missing field
+}
+
+
+class DocumentRedrives:
+    def __init__(self, backend: DocumentBackend, outbox: DocumentOutbox) -> None:
+        self.backend, self.outbox = backend, outbox
+
+    def create_indexes(self) -> None:
+        with self.backend.lock:
+            self.backend.orders.create_index(
+                [("status", pymongo.ASCENDING), (REDRIVE_AT, pymongo.ASCENDING)]
+            )
+
+    def mark_notified(self, order_id: str) -> bool:
+        with self.backend.lock:
+            result = self.backend.orders.update_one(
+                {"id": order_id, NOTIFIED_AT: None}, {"$set": {NOTIFIED_AT: time.time()}}
+            )
+        return bool(result.modified_count)
+
+    def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
+        now = time.time()
+        driven: list[tuple[str, Reason]] = []
+        with self.backend.lock:
+            orders = self.backend.orders
+            orders.update_many(
+                {**_UNFINISHED, REDRIVE_AT: {"$exists": False}},
+                {"$set": {REDRIVE_AT: now + after_seconds}},
+            )
+            for doc in list(orders.find({**_UNFINISHED, REDRIVE_AT: {"$lt": now}}).limit(limit)):
+                update = add_event(outbox_entry(_order_created(doc), {}))
+                update["$set"] = {**update["$set"], REDRIVE_AT: now + after_seconds}
+                claimed = orders.update_one(
+                    {"_id": doc["_id"], "status": doc["status"], REDRIVE_AT: doc[REDRIVE_AT]},
+                    update,
+                )
+                if claimed.modified_count:
+                    driven.append((doc["id"], _REASON_OF[doc["status"]]))
+        if driven:
+            self.outbox.on_commit()
+        return driven
+
+
+SEEN_MARGIN_SECONDS = 60.0
+_SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS redrives ("
+    " order_id TEXT PRIMARY KEY, redrive_at REAL NOT NULL, notified_at REAL"
+    ") WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS redrives_due ON redrives (redrive_at)",
+)
+
+
+class SqliteRedrives:
+    """A table of its own beside the orders (the store's schema is left as it is): one row per
+    order the sweeper has seen or notification.sent has reached."""
+
+    def __init__(self, backend: SqliteBackend, outbox: SqliteOutbox) -> None:
+        self.backend, self.outbox = backend, outbox
+        # Orders created before this (microseconds) were seen by an earlier sweep: each sweep
+        # reads only the newer ones (orders_by_status), with a margin for slow writers.
+        self._seen_before = 0
+
+    def create_indexes(self) -> None:
+        with self.backend.write() as connection:
+            for statement in _SQLITE_SCHEMA:
+                connection.execute(statement)
+
+    def mark_notified(self, order_id: str) -> bool:
+        with self.backend.write() as connection:
+            return bool(
+                connection.execute(
+                    "INSERT INTO redrives (order_id, redrive_at, notified_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (order_id) DO UPDATE SET notified_at = excluded.notified_at"
+                    " WHERE notified_at IS NULL",
+                    (order_id, time.time(), time.time()),
+                ).rowcount
+            )
+
+    def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
+        now = time.time()
+        pending, paid = OrderStatus.PENDING.value, OrderStatus.PAID.value
+        driven: list[tuple[str, Reason]] = []
+        with self.backend.write() as connection:
+            # orders_by_status (status, created_at) finds the unfinished ones placed lately.
+            connection.execute(
+                "INSERT INTO redrives (order_id, redrive_at)"
+                " SELECT id, ? FROM orders WHERE status IN (?, ?) AND created_at >= ?"
+                " ON CONFLICT (order_id) DO NOTHING",
+                (now + after_seconds, pending, paid, self._seen_before),
+            )
+            self._seen_before = int((now - SEEN_MARGIN_SECONDS) * 1_000_000)
+            rows = connection.execute(
+                "SELECT o.id, o.user_id, o.total_cents, o.currency, o.payment_method, o.status"
+                " FROM redrives r JOIN orders o ON o.id = r.order_id"
+                " WHERE r.redrive_at < ? AND r.notified_at IS NULL AND o.status IN (?, ?)"
+                " ORDER BY r.redrive_at LIMIT ?",
+                (now, pending, paid, limit),
+            ).fetchall()
+            for row in rows:
+                event = _order_created(dict(row))
+                connection.execute(
+                    "UPDATE redrives SET redrive_at = ? WHERE order_id = ?",
+                    (now + after_seconds, row["id"]),
+                )
+                connection.execute(
+                    "INSERT INTO outbox (event_id, order_id, payload, headers, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (event.event_id, row["id"], event.model_dump_json(), json.dumps({}),
+                     int(now * 1_000_000)),
+                )  # fmt: skip
+                driven.append((row["id"], _REASON_OF[row["status"]]))
+        if driven:
+            self.outbox.on_commit()
+        return driven
+
+
+def _order_created(doc: dict[str, Any]) -> OrderCreated:
+    """The order's order.created once more, under a new event id (payments dedupes by order)."""
+    return OrderCreated(
+        order_id=doc["id"],
+        user_id=doc["user_id"],
+        total_cents=doc["total_cents"],
+        currency=doc["currency"],
+        payment_method=doc["payment_method"],
+    )
