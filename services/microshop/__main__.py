@@ -1,4 +1,5 @@
-"""`python -m microshop <service>|standalone|demo` (also the image's `microshop-service`)."""
+"""`python -m microshop <service>|standalone|demo|dead-letters` (also the image's
+`microshop-service`)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=8080, help="gateway port; each service at its offset above it"
     )
     sub.add_parser("demo", help="run a scripted session against a fresh standalone shop")
+    from microshop import deadletters
+
+    deadletters.add_parser(sub)
     args = parser.parse_args(argv)
+
+    if args.command == "dead-letters":
+        return deadletters.main(args)
 
     if args.command in NAMES:
         _serve_one(args.command)

@@ -119,8 +119,18 @@ def test_a_failing_handler_is_retried_with_growing_delays_then_dead_lettered(
     for attempt, waited in enumerate(waits, start=2):
         assert waited >= FAST_RETRY.delay_before(attempt) * 0.9, (attempt, waits)
     assert waits[1] > waits[0]
+    # Its own headers, and why it was given up (what `microshop-service dead-letters` shows).
     assert [(m.message_id, m.body, m.headers) for m in dead] == [
-        ("poison", b'{"hello": "bus"}', {"trace": "t-1"})
+        (
+            "poison",
+            b'{"hello": "bus"}',
+            {
+                "trace": "t-1",
+                "x-microshop-first-error": "RuntimeError: handler failure #1",
+                "x-microshop-last-error": "RuntimeError: handler failure #3",
+                "x-microshop-dead-reason": "tries exhausted",
+            },
+        )
     ]
 
 

@@ -14,6 +14,29 @@ from microshop.platform.retry import CONSUMER_PROBE, Backoff, Stopped, until_sto
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-microshop-attempt"
+# What a retried or dead-lettered message carries about why (`microshop-service dead-letters`).
+FIRST_ERROR_HEADER = "x-microshop-first-error"
+LAST_ERROR_HEADER = "x-microshop-last-error"
+DEAD_REASON_HEADER = "x-microshop-dead-reason"
+# The bookkeeping headers a replayed dead letter starts afresh without.
+DELIVERY_HEADERS = (ATTEMPT_HEADER, FIRST_ERROR_HEADER, LAST_ERROR_HEADER, DEAD_REASON_HEADER)
+
+
+def failure_headers(headers: dict[str, str], error: BaseException, dead: bool) -> dict[str, str]:
+    """`headers` with the failure recorded: the first error kept, the last one replaced, and
+    on a dead letter why it gave up."""
+    text = f"{type(error).__name__}: {error}"[:500]
+    recorded = {**headers, LAST_ERROR_HEADER: text}
+    recorded.setdefault(FIRST_ERROR_HEADER, text)
+    if dead:
+        recorded[DEAD_REASON_HEADER] = (
+            "unhandled event type"
+            if isinstance(error, UnhandledEvent)
+            else "poison message"
+            if isinstance(error, PoisonMessage)
+            else "tries exhausted"
+        )
+    return recorded
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from microshop.platform.bus.base import (
-    ATTEMPT_HEADER,
+    DELIVERY_HEADERS,
     Bus,
     Handler,
     IncomingMessage,
@@ -159,9 +159,9 @@ class InstrumentedBus(Bus):
         return self.inner.dead_letter_depths()
 
 
-# What an adapter or the broker adds to one delivery: our attempt count, and RabbitMQ's
+# What an adapter or the broker adds to one delivery: our attempt count and errors, and RabbitMQ's
 # dead-letter history (from the retry queues) in x-death and x-first-/x-last-death-*.
-_DELIVERY_HEADERS = frozenset({ATTEMPT_HEADER, "x-death"})
+_DELIVERY_HEADERS = frozenset({*DELIVERY_HEADERS, "x-death"})
 _DELIVERY_HEADER_PREFIXES = ("x-first-death-", "x-last-death-")
 
 

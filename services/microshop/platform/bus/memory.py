@@ -17,6 +17,7 @@ from microshop.platform.bus.base import (
     RetryPolicy,
     Unroutable,
     _no_probe,
+    failure_headers,
     infrastructure_reason,
     topic_matches,
 )
@@ -132,7 +133,9 @@ class MemoryBus(Bus):
                 error,
                 extra={"queue": q.name, "message_id": message.message_id},
             )
-            q.dead.append(message)
+            q.dead.append(
+                replace(message, headers=failure_headers(dict(message.headers), error, dead=True))
+            )
             return
         attempt = message.attempt + 1
         log.warning(
@@ -141,7 +144,12 @@ class MemoryBus(Bus):
             extra={"queue": q.name, "message_id": message.message_id, "attempt": attempt},
         )
         retry = IncomingMessage(
-            message.routing_key, message.body, message.message_id, message.headers, attempt, True
+            message.routing_key,
+            message.body,
+            message.message_id,
+            failure_headers(dict(message.headers), error, dead=False),
+            attempt,
+            True,
         )
 
         def deliver() -> None:

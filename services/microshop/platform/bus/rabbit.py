@@ -319,7 +319,11 @@ class _Consumer(threading.Thread):
                 exc_info=True,
                 extra={"queue": self.queue, "message_id": message.message_id, "attempt": attempt},
             )
-        headers = dict(properties.headers or {})
+        headers = base.failure_headers(
+            dict(properties.headers or {}),
+            error,
+            dead=target == dead_letter_queue_name(self.queue),
+        )
         headers[base.ATTEMPT_HEADER] = str(attempt)
         channel.basic_publish(
             "",
