@@ -44,9 +44,15 @@ class SettledOrders:
 class PaymentOutcomeHandler:
     """Settles the order once: PAID or PAYMENT_FAILED, by the outcome's event."""
 
-    def __init__(self, store: OrderStore, settled: SettledOrders | None = None) -> None:
-        self.orders = store.orders
+    def __init__(
+        self,
+        store: OrderStore,
+        settled: SettledOrders | None = None,
+        redrive_after_seconds: float = 60.0,
+    ) -> None:
+        self.orders, self.redrives = store.orders, store.redrives
         self.settled = settled
+        self.redrive_after_seconds = redrive_after_seconds
 
     def __call__(self, event: PaymentSucceeded | PaymentFailed, headers: dict[str, str]) -> None:
         failure_code = event.failure_code if isinstance(event, PaymentFailed) else None
@@ -56,9 +62,15 @@ class PaymentOutcomeHandler:
             event_type=event.type,
             failure_code=failure_code,
         )
-        if outcome == "applied" and self.settled is not None:
-            status = next_status(OrderStatus.PENDING, event.type).value
-            self.settled.observe(status, self.orders.placed_at(event.order_id))
+        if outcome == "applied":
+            status = next_status(OrderStatus.PENDING, event.type)
+            # A PAID order now waits for its notification (at most this long), a failed one
+            # for nothing. Not in the settling write: a crash between them leaves a PENDING
+            # order's due time, which the sweeper honours all the same.
+            paid = status is OrderStatus.PAID
+            self.redrives.settled(event.order_id, paid, self.redrive_after_seconds)
+            if self.settled is not None:
+                self.settled.observe(status.value, self.orders.placed_at(event.order_id))
         log.info(
             "payment outcome %s", outcome, extra={"order_id": event.order_id, "event": event.type}
         )
@@ -74,12 +86,14 @@ class NotificationSentHandler:
         self.redrives.mark_notified(event.order_id)
 
 
-def subscription(settled: SettledOrders | None = None) -> Subscription[OrderStore]:
+def subscription(
+    settled: SettledOrders | None = None, redrive_after_seconds: float = 60.0
+) -> Subscription[OrderStore]:
     """Both payment outcomes, each settling the order (and observed in `settled`), and the
     notification of a paid one."""
 
     def handler(store: OrderStore) -> PaymentOutcomeHandler:
-        return PaymentOutcomeHandler(store, settled)
+        return PaymentOutcomeHandler(store, settled, redrive_after_seconds)
 
     return (
         Subscription[OrderStore](QUEUE)

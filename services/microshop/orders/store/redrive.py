@@ -2,10 +2,13 @@
 long for their payment (PENDING) or their notification (PAID, no notification.sent recorded),
 each claimed with its order.created written again to the order's outbox in one write.
 
-Times are epoch seconds: the embedded stores cannot compare a zoned datetime in a query. An
-unfinished order gets its due time (`redrive_at`) the first time the sweeper sees it (one
-statement per sweep) and a new one each time it is driven again; the claim is conditional on
-the due time it read, so replicas never drive the same order twice in one period.
+Times are epoch seconds: the embedded stores cannot compare a zoned datetime in a query. Only
+an unfinished order has a due time (`redrive_at`): a PENDING one gets it the first time the
+sweeper sees it (one statement per sweep, over the few PENDING orders), a PAID one when it is
+settled, and a new one each time it is driven again; a notified or failed order has none. So
+every query reads an index range of unfinished orders, however many finished ones there are.
+The claim is conditional on the due time it read: replicas never drive an order twice in one
+period.
 """
 
 from __future__ import annotations
@@ -36,18 +39,19 @@ class Redrives(Protocol):
         """Safe to run on every start of every replica."""
 
     def mark_notified(self, order_id: str) -> bool:
-        """Record that the order's buyer was notified; False if it was already recorded."""
+        """Record that the order's buyer was notified (it is finished); False if it was
+        already recorded."""
+
+    def settled(self, order_id: str, paid: bool, after_seconds: float) -> None:
+        """The order just settled: PAID waits for its notification `after_seconds` at most,
+        PAYMENT_FAILED is finished."""
 
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
         """Drive again up to `limit` unfinished orders first seen `after_seconds` ago, or driven
         again that long ago; (order id, reason) of each."""
 
 
-# Unfinished: PENDING, or PAID without its notification recorded.
-_UNFINISHED: dict[str, Any] = {
-    "status": {"$in": list(_REASON_OF)},
-    NOTIFIED_AT: None,  # also matches a missing field
-}
+_UNFINISHED_STATUS: dict[str, Any] = {"$in": list(_REASON_OF)}
 
 
 class DocumentRedrives:
@@ -63,9 +67,20 @@ class DocumentRedrives:
     def mark_notified(self, order_id: str) -> bool:
         with self.backend.lock:
             result = self.backend.orders.update_one(
-                {"id": order_id, NOTIFIED_AT: None}, {"$set": {NOTIFIED_AT: time.time()}}
+                {"id": order_id, NOTIFIED_AT: None},
+                {"$set": {NOTIFIED_AT: time.time()}, "$unset": {REDRIVE_AT: ""}},
             )
         return bool(result.modified_count)
+
+    def settled(self, order_id: str, paid: bool, after_seconds: float) -> None:
+        with self.backend.lock:
+            if paid:
+                self.backend.orders.update_one(
+                    {"id": order_id, NOTIFIED_AT: None},
+                    {"$set": {REDRIVE_AT: time.time() + after_seconds}},
+                )
+            else:
+                self.backend.orders.update_one({"id": order_id}, {"$unset": {REDRIVE_AT: ""}})
 
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
         now = time.time()
@@ -73,10 +88,11 @@ class DocumentRedrives:
         with self.backend.lock:
             orders = self.backend.orders
             orders.update_many(
-                {**_UNFINISHED, REDRIVE_AT: {"$exists": False}},
+                {"status": OrderStatus.PENDING.value, REDRIVE_AT: None},
                 {"$set": {REDRIVE_AT: now + after_seconds}},
             )
-            for doc in list(orders.find({**_UNFINISHED, REDRIVE_AT: {"$lt": now}}).limit(limit)):
+            due = {"status": _UNFINISHED_STATUS, REDRIVE_AT: {"$lt": now}, NOTIFIED_AT: None}
+            for doc in list(orders.find(due).limit(limit)):
                 update = add_event(outbox_entry(_order_created(doc), {}))
                 update["$set"] = {**update["$set"], REDRIVE_AT: now + after_seconds}
                 claimed = orders.update_one(
@@ -93,7 +109,7 @@ class DocumentRedrives:
 SEEN_MARGIN_SECONDS = 60.0
 _SQLITE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS redrives ("
-    " order_id TEXT PRIMARY KEY, redrive_at REAL NOT NULL, notified_at REAL"
+    " order_id TEXT PRIMARY KEY, redrive_at REAL, notified_at REAL"
     ") WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS redrives_due ON redrives (redrive_at)",
 )
@@ -101,7 +117,8 @@ _SQLITE_SCHEMA = (
 
 class SqliteRedrives:
     """A table of its own beside the orders (the store's schema is left as it is): one row per
-    order the sweeper has seen or notification.sent has reached."""
+    order the sweeper has seen, that settled, or that notification.sent has reached;
+    `redrive_at` is NULL once it is finished (the index holds only the unfinished)."""
 
     def __init__(self, backend: SqliteBackend, outbox: SqliteOutbox) -> None:
         self.backend, self.outbox = backend, outbox
@@ -118,11 +135,21 @@ class SqliteRedrives:
         with self.backend.write() as connection:
             return bool(
                 connection.execute(
-                    "INSERT INTO redrives (order_id, redrive_at, notified_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (order_id) DO UPDATE SET notified_at = excluded.notified_at"
-                    " WHERE notified_at IS NULL",
-                    (order_id, time.time(), time.time()),
+                    "INSERT INTO redrives (order_id, redrive_at, notified_at) VALUES (?, NULL, ?)"
+                    " ON CONFLICT (order_id) DO UPDATE SET notified_at = excluded.notified_at,"
+                    " redrive_at = NULL WHERE notified_at IS NULL",
+                    (order_id, time.time()),
                 ).rowcount
+            )
+
+    def settled(self, order_id: str, paid: bool, after_seconds: float) -> None:
+        due = time.time() + after_seconds if paid else None
+        with self.backend.write() as connection:
+            connection.execute(
+                "INSERT INTO redrives (order_id, redrive_at) VALUES (?, ?)"
+                " ON CONFLICT (order_id) DO UPDATE SET redrive_at = excluded.redrive_at"
+                " WHERE notified_at IS NULL",
+                (order_id, due),
             )
 
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
@@ -130,12 +157,12 @@ class SqliteRedrives:
         pending, paid = OrderStatus.PENDING.value, OrderStatus.PAID.value
         driven: list[tuple[str, Reason]] = []
         with self.backend.write() as connection:
-            # orders_by_status (status, created_at) finds the unfinished ones placed lately.
+            # orders_by_status (status, created_at) finds the PENDING ones placed lately.
             connection.execute(
                 "INSERT INTO redrives (order_id, redrive_at)"
-                " SELECT id, ? FROM orders WHERE status IN (?, ?) AND created_at >= ?"
+                " SELECT id, ? FROM orders WHERE status = ? AND created_at >= ?"
                 " ON CONFLICT (order_id) DO NOTHING",
-                (now + after_seconds, pending, paid, self._seen_before),
+                (now + after_seconds, pending, self._seen_before),
             )
             self._seen_before = int((now - SEEN_MARGIN_SECONDS) * 1_000_000)
             rows = connection.execute(
