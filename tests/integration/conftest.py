@@ -112,6 +112,17 @@ def shop(
 @pytest.fixture
 def bus_vhost(rabbitmq: str) -> Iterator[str]:
     """A fresh virtual host on the machine's RabbitMQ, so no other test's queue sees our events."""
+    yield from _fresh_vhost()
+
+
+@pytest.fixture(scope="module")
+def module_vhost(rabbitmq: str) -> Iterator[str]:
+    """A virtual host for a module's own shop: the session shop's consumers read queues of the
+    same names, and would take its messages in a shared one."""
+    yield from _fresh_vhost()
+
+
+def _fresh_vhost() -> Iterator[str]:
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
         unavailable("rabbitmqctl", FileNotFoundError("rabbitmqctl"))

@@ -3,7 +3,8 @@
 and says why in /readyz, and everything settles once the database is back.
 
 Five processes on a PostgreSQL cluster of the test's own (so it may be stopped), the machine's
-RabbitMQ (a virtual host of its own) and the SecantusDB server.
+RabbitMQ (a virtual host of the module's own: the session shop consumes queues of the same
+names) and the SecantusDB server.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ QUEUES = ("payments.order-events", "orders.payment-events", "notifications.payme
 def outage_shop(
     private_postgres: PrivatePostgres,
     secantus: SecantusServer,
-    rabbitmq: str,
+    module_vhost: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Shop]:
     suffix = uuid.uuid4().hex[:8]
@@ -45,7 +46,7 @@ def outage_shop(
     shop = build_shop(
         tmp_path_factory.mktemp("outage"),
         {**urls, "orders": f"{secantus.url}?appname=orders-outage-{suffix}"},
-        rabbitmq,
+        module_vhost,
         generate_key_pair(),
         {
             "MICROSHOP_DATABASE_NAME": f"orders_outage_{suffix}",
