@@ -243,6 +243,44 @@ class Image(_Model):
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
 
 
+CIDR_PATTERN = r"^[0-9a-fA-F.:]+/[0-9]{1,3}$"
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Peer(_Model):
+    """Where a peer outside the Shop lives: an IP block, or pods by namespace and/or labels
+    (pod labels alone: pods in the Shop's namespace), on some ports (none given: any)."""
+
+    cidr: Annotated[str, StringConstraints(pattern=CIDR_PATTERN, max_length=64)] | None = None
+    namespace: (
+        Annotated[str, StringConstraints(pattern=NAMESPACE_PATTERN, max_length=63)] | None
+    ) = None
+    pod_labels: dict[str, LabelValue] | None = None
+    ports: list[Port] = Field(default_factory=list, max_length=16)
+
+    @model_validator(mode="after")
+    def _cidr_or_pods(self) -> Peer:
+        if (self.cidr is None) == (self.namespace is None and self.pod_labels is None):
+            raise ValueError("a peer is either a cidr or a namespace and/or podLabels")
+        return self
+
+
+class Dns(_Model):
+    namespace: Annotated[str, StringConstraints(pattern=NAMESPACE_PATTERN, max_length=63)] = (
+        "kube-system"
+    )
+    pod_labels: dict[str, LabelValue] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+
+
+class Network(_Model):
+    """Where the Shop's pods may connect to outside the Shop (NetworkPolicy egress)."""
+
+    dns: Dns = Dns()
+    external_databases: list[Peer] = Field(default_factory=list, max_length=16)
+    otlp_collector: list[Peer] = Field(default_factory=list, max_length=16)
+
+
 class ShopSpec(_Model):
     version: ImageTag = c.DEFAULT_VERSION
     image: Image = Image()
@@ -252,6 +290,7 @@ class ShopSpec(_Model):
     pvc_deletion_policy: Literal["Retain", "Delete"] = "Retain"
     bus: Bus = Bus()
     observability: Observability = Observability()
+    network: Network = Network()
     paused: bool = False
 
     def image_of(self, service: str) -> str:

@@ -1129,3 +1129,24 @@ def test_a_database_moved_out_under_delete_keeps_its_claim_on_a_slow_control_pla
     assert claim is not None, "the database's data went with its StatefulSet"
     assert not claim["metadata"].get("deletionTimestamp")
     assert not claim["metadata"].get("ownerReferences")
+
+
+def test_the_applied_network_policies_allow_exactly_the_documented_flows(
+    operator: Operator, namespace: str
+) -> None:
+    """Defect 8: the NetworkPolicies as the API server holds them (after its defaulting),
+    evaluated over tests/support/flows.py's table by networking.k8s.io/v1's semantics: in and
+    out, DNS, each component's documented peers, its external database, the OTLP collector."""
+    from tests.support.flows import FLOWS, SPEC, places, shop_cluster
+
+    shop = shop_manifest(namespace, **SPEC)
+    apply_shop(operator.api, shop)
+    applied = wait_until(lambda: all_applied(operator.api, shop), timeout=30, what="every child")
+    cluster, pods = shop_cluster(applied, namespace)
+    where = places(pods)
+    wrong = [
+        (source, target, port, protocol, allowed)
+        for source, target, port, protocol, allowed in FLOWS
+        if cluster.allows(where[source], where[target], port, protocol) is not allowed
+    ]
+    assert wrong == []

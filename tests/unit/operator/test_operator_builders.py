@@ -409,7 +409,7 @@ def _allowed_sources(policy: Obj) -> set[str]:
 def test_network_policies_let_in_only_who_needs_in(make_shop: Callable[..., Obj]) -> None:
     policies = by_kind(build_children(make_shop()), "NetworkPolicy")
     deny = policies["shop-default-deny"]["spec"]
-    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny
     assert deny["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "shop"
     gateway = policies["shop-gateway"]["spec"]["ingress"]
     monitoring = {

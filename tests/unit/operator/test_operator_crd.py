@@ -171,6 +171,21 @@ INVALID: list[tuple[str, Obj | tuple[str, Obj], str | None]] = [
         None,
     ),
     (
+        "network-peer-both-cidr-and-pods",
+        {"network": {"externalDatabases": [{"cidr": "10.0.0.0/8", "namespace": "db"}]}},
+        "a peer is either a cidr or a namespace and/or podLabels",
+    ),
+    (
+        "network-peer-neither",
+        {"network": {"otlpCollector": [{"ports": [4318]}]}},
+        "a peer is either a cidr or a namespace and/or podLabels",
+    ),
+    (
+        "network-peer-port",
+        {"network": {"otlpCollector": [{"cidr": "10.0.0.0/8", "ports": [0]}]}},
+        None,
+    ),
+    (
         "monitoring-namespace",
         {"observability": {"metrics": {"monitoringNamespace": "Monitoring"}}},
         None,
