@@ -280,12 +280,8 @@ class Forwarder:
             response.discard()  # a no-op once the body was read to its end
 
     def _response_headers(self, response: UpstreamResponse, request_id: str) -> list[Header]:
-        named = response.connection_named
-        headers = [
-            (name, value)
-            for name, value in response.headers
-            if name not in _RESPONSE_DROP and (not named or name not in named)
-        ]
+        drop = _RESPONSE_DROP | response.connection_named
+        headers = [(name, value) for name, value in response.headers if name not in drop]
         headers.append((b"x-request-id", request_id.encode("latin-1")))
         return headers
 
@@ -294,13 +290,16 @@ class Forwarder:
     ) -> int:
         """Send a response whose body is all here, in one write."""
         status = response.status
-        headers = self._response_headers(response, request_id)
         if responder.request.method == "HEAD":
             # The upstream's length (or none) is the GET's, not this empty body's.
-            responder.start(status, headers, response.content_length)
+            responder.start(status, self._response_headers(response, request_id), response.content_length)
             responder.end()
-        else:
-            responder.send(status, headers, body)
+            return status
+        named = response.connection_named
+        drop = _RESPONSE_DROP | named if named else _RESPONSE_DROP
+        fields = [name + b": " + value + b"\r\n" for name, value in response.headers if name not in drop]
+        fields.append(b"x-request-id: " + request_id.encode("latin-1") + b"\r\n")
+        responder.send_fields(status, b"".join(fields), body)
         return status
 
     async def _relay(

@@ -104,12 +104,23 @@ class _Refusal(Exception):
 # How long a connection closed after a refusal keeps reading (and dropping) what still arrives.
 LINGER_SECONDS = 2.0
 _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
+# The fields on_headers_complete acts on (framing, Expect, forwarded client address/scheme).
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"expect"}) | _FORWARDED
 _PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
 _NO_BODY = frozenset({204, 304})
 
 
+_STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _PHRASES.items()}
+
+
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, _PHRASES.get(status, b""))
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+def join_fields(headers: Iterable[Header]) -> bytes:
+    """Header fields as they go on the wire: "name: value\r\n" each."""
+    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
 
 
 def json_error(status: int, detail: str, request_id: str) -> tuple[list[Header], bytes]:
@@ -131,27 +142,33 @@ class Responder:
         self.started = False
         self.finished = False
 
-    def _head(self, status: int, headers: Iterable[Header], framing: bytes) -> bytes:
+    def _head(self, status: int, fields: bytes, framing: bytes) -> list[bytes]:
+        """The status line and fields of a response (`fields`: "name: value\r\n" each)."""
         connection = self._connection
-        parts = [status_line(status), connection.server.date_header]
-        for name, value in headers:
-            parts.append(name + b": " + value + b"\r\n")
-        parts.append(framing)
         if connection.closing or not self.request.keep_alive:
             connection.closing = True
-            parts.append(b"connection: close\r\n")
+            end = b"connection: close\r\n\r\n"
         elif self.request.http_version == "1.0":
-            parts.append(b"connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
+            end = b"connection: keep-alive\r\n\r\n"
+        else:
+            end = b"\r\n"
+        return [status_line(status), connection.server.date_header, fields, framing, end]
 
     def send(self, status: int, headers: Iterable[Header], body: bytes = b"") -> None:
         """The whole response in one write; Content-Length is set here."""
+        self.send_fields(status, join_fields(headers), body)
+
+    def send_fields(self, status: int, fields: bytes, body: bytes = b"") -> None:
+        """`send` with the fields already joined ("name: value\r\n" each)."""
         assert not self.started, "the response has already started"
         self.started = self.finished = True
-        framing = b"" if status in _NO_BODY else b"content-length: %d\r\n" % len(body)
-        head = self._head(status, headers, framing)
-        self._connection.write(head if self._head_only or status in _NO_BODY else head + body)
+        if status in _NO_BODY:
+            head = self._head(status, fields, b"")
+        else:
+            head = self._head(status, fields, b"content-length: %d\r\n" % len(body))
+            if not self._head_only:
+                head.append(body)
+        self._connection.write(b"".join(head))
 
     def send_json(self, status: int, detail: str, request_id: str) -> None:
         headers, body = json_error(status, detail, request_id)
@@ -172,7 +189,7 @@ class Responder:
             # An HTTP/1.0 caller knows the end of an unsized body by the connection's close.
             self._connection.closing = True
             framing = b""
-        self._connection.write(self._head(status, headers, framing))
+        self._connection.write(b"".join(self._head(status, join_fields(headers), framing)))
 
     async def write(self, chunk: bytes) -> None:
         """Send part of the body; waits while the caller is not reading."""
@@ -230,7 +247,6 @@ class HttpConnection(asyncio.Protocol):
         self._spilled = 0
         self._target = b""
         self._headers: list[Header] = []
-        self._head_size = 0
         self._headers_done = False
         self._body: list[bytes] = []
         self._body_size = 0
@@ -292,7 +308,11 @@ class HttpConnection(asyncio.Protocol):
         # refused, and what is buffered stays under the limit plus one read.
         if continued or (fresh and completed == self._completed):
             self._spilled += len(data)
-        size = max(self._spilled, self._head_size + len(self._target))
+        fields = sum(len(name) + len(value) + 4 for name, value in self._headers)
+        size = max(self._spilled, fields + len(self._target))
+        if any(len(n) + len(v) > self.limits.max_header_field_bytes for n, v in self._headers):
+            self._refuse(_Refusal(431, "a request header field is too large"))
+            return
         if size > self.limits.max_header_bytes:
             self._refuse(_Refusal(431, "request header fields too large"))
 
@@ -315,7 +335,6 @@ class HttpConnection(asyncio.Protocol):
         self._spilled = 0
         self._target = b""
         self._headers = []
-        self._head_size = 0
         self._headers_done = False
         self._body = []
         self._body_size = 0
@@ -329,19 +348,10 @@ class HttpConnection(asyncio.Protocol):
             raise _Refusal(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._headers_done:
-            return  # trailer fields of a chunked body are dropped, never merged into the head
-        size = len(name) + len(value)
-        limits = self.limits
-        if size > limits.max_header_field_bytes:
-            raise _Refusal(431, "a request header field is too large")
-        self._head_size += size + 4
-        if self._head_size + len(self._target) > limits.max_header_bytes:
-            raise _Refusal(431, "request header fields too large")
-        name = name.lower()
-        if name in _FORWARDED:
-            self._forwarded = True
-        self._headers.append((name, value))
+        # Sizes are checked once the head is complete (and, for a head still arriving, after
+        # each read in data_received): one append per field on the hot path.
+        if not self._headers_done:  # trailer fields of a chunked body are dropped
+            self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -349,26 +359,38 @@ class HttpConnection(asyncio.Protocol):
         version = self.parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise _Refusal(505, f"HTTP/{version} is not supported")
+        limits = self.limits
+        field_limit = limits.max_header_field_bytes
+        head_size = len(self._target)
         length = None
         expect_continue = False
         for name, value in self._headers:
-            if name == b"content-length":
-                length = int(value)  # llhttp allows digits only, and one such field
-            elif name == b"transfer-encoding":
-                if version == "1.0":
-                    # RFC 9112 §6.1: framing faulty; refused rather than guessed.
-                    raise _Refusal(400, "Transfer-Encoding in an HTTP/1.0 request")
-                if value.strip().lower() != b"chunked":
-                    raise _Refusal(501, "only the chunked transfer coding is supported")
-            elif name == b"expect":
-                if value.strip().lower() != b"100-continue":
-                    raise _Refusal(417, "only 'Expect: 100-continue' is understood")
-                expect_continue = version == "1.1"
-        if length is not None and length > self.limits.max_body_bytes:
+            size = len(name) + len(value)
+            if size > field_limit:
+                raise _Refusal(431, "a request header field is too large")
+            head_size += size + 4
+            if name in _FRAMING:
+                if name == b"content-length":
+                    length = int(value)  # llhttp allows digits only, and one such field
+                elif name == b"transfer-encoding":
+                    if version == "1.0":
+                        # RFC 9112 §6.1: framing faulty; refused rather than guessed.
+                        raise _Refusal(400, "Transfer-Encoding in an HTTP/1.0 request")
+                    if value.strip().lower() != b"chunked":
+                        raise _Refusal(501, "only the chunked transfer coding is supported")
+                elif name == b"expect":
+                    if value.strip().lower() != b"100-continue":
+                        raise _Refusal(417, "only 'Expect: 100-continue' is understood")
+                    expect_continue = version == "1.1"
+                else:
+                    self._forwarded = True
+        if head_size > limits.max_header_bytes:
+            raise _Refusal(431, "request header fields too large")
+        if length is not None and length > limits.max_body_bytes:
             raise _Refusal(413, "request body too large")
         if expect_continue and not self._busy and not self._queue:
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self.deadline = self.loop.time() + self.limits.body_timeout_seconds
+        self.deadline = self.loop.time() + limits.body_timeout_seconds
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
