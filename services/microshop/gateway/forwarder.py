@@ -292,12 +292,16 @@ class Forwarder:
         status = response.status
         if responder.request.method == "HEAD":
             # The upstream's length (or none) is the GET's, not this empty body's.
-            responder.start(status, self._response_headers(response, request_id), response.content_length)
+            responder.start(
+                status, self._response_headers(response, request_id), response.content_length
+            )
             responder.end()
             return status
         named = response.connection_named
         drop = _RESPONSE_DROP | named if named else _RESPONSE_DROP
-        fields = [name + b": " + value + b"\r\n" for name, value in response.headers if name not in drop]
+        fields = [
+            name + b": " + value + b"\r\n" for name, value in response.headers if name not in drop
+        ]
         fields.append(b"x-request-id: " + request_id.encode("latin-1") + b"\r\n")
         responder.send_fields(status, b"".join(fields), body)
         return status

@@ -110,7 +110,9 @@ _PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
 _NO_BODY = frozenset({204, 304})
 
 
-_STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _PHRASES.items()}
+_STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _PHRASES.items()
+}
 
 
 def status_line(status: int) -> bytes:
