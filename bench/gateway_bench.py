@@ -102,6 +102,7 @@ class Run:
     p99_ms: float
     gateway_us: float  # CPU per request of the process in the middle (gateway or nginx)
     upstream_us: float
+    load: float = float("nan")  # the machine's 1-minute load average as the round began
 
     @property
     def rps(self) -> float:
@@ -254,6 +255,7 @@ def run(quick: bool = False) -> Report:
             for connections in concurrencies:
                 for name, (url, headers, middle) in targets.items():
                     middle_pid = processes[middle].pid if middle else None
+                    load = os.getloadavg()[0]
                     before = cpu_seconds(middle_pid), cpu_seconds(processes["upstream"].pid)
                     result = wrk(url, connections, seconds, headers)
                     after = cpu_seconds(middle_pid), cpu_seconds(processes["upstream"].pid)
@@ -264,6 +266,7 @@ def run(quick: bool = False) -> Report:
                             connections,
                             gateway_us=(after[0] - before[0]) / n * 1e6 if middle else float("nan"),
                             upstream_us=(after[1] - before[1]) / n * 1e6,
+                            load=load,
                             **result,
                         )
                     )
@@ -277,7 +280,24 @@ def run(quick: bool = False) -> Report:
                 process.kill()
         shutil.rmtree(scratch, ignore_errors=True)
     best = {key: max(found, key=lambda r: r.rps) for key, found in runs.items()}
-    return _report(best, list(targets), concurrencies, seconds, rounds, notes)
+    loads = [r.load for found in runs.values() for r in found]
+    notes.append(
+        f"load average (1 min) during the rounds: {min(loads):.1f}-{max(loads):.1f}; "
+        "the CPU columns and the in-process table do not depend on it, req/s does"
+    )
+    in_process = _in_process(quick)
+    return _report(best, list(targets), concurrencies, seconds, rounds, notes, in_process)
+
+
+def _in_process(quick: bool) -> dict[str, Any]:
+    """bench/gateway_cpu.py's CPU µs per request (client, gateway, upstream on one loop)."""
+    command = [sys.executable, "-m", "bench.gateway_cpu", "--json"]
+    command += ["--rounds", "3", "--requests", "2000"] if quick else []
+    here = Path(__file__).resolve().parent.parent
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, cwd=here, timeout=600
+    ).stdout
+    return dict(json.loads(output.splitlines()[-1]))
 
 
 def _report(
@@ -287,6 +307,7 @@ def _report(
     seconds: int,
     rounds: int,
     notes: list[str],
+    in_process: dict[str, Any],
 ) -> Report:
     direct = best[("direct", TARGET_CONNECTIONS)]
     rows = []
@@ -350,10 +371,24 @@ def _report(
                 rows,
             ),
             Table("every concurrency", ["target", "connections", "req/s", "p99 ms"], sweep),
+            Table(
+                "in process, load-independent (bench/gateway_cpu.py: CPU µs per request of "
+                "client + gateway + upstream on one loop; the gateway's own = minus direct)",
+                ["target", "CPU us/req", "gateway's own us/req"],
+                [
+                    [name, round(us, 1), round(us - per_request["direct"], 1)]
+                    for per_request in [in_process["per_request"]]
+                    for name, us in per_request.items()
+                ],
+            ),
         ],
         figure=figure,
         notes=[verdict, *notes],
-        data={"runs": [asdict(r) | {"rps": r.rps} for r in best.values()], "ratio": ratio},
+        data={
+            "runs": [asdict(r) | {"rps": r.rps} for r in best.values()],
+            "ratio": ratio,
+            "in_process": in_process,
+        },
     )
 
 

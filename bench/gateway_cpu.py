@@ -128,6 +128,10 @@ class Bench:
             log_level="WARNING",
             host="127.0.0.1",
             port=0,
+            # Generous: under valgrind on a busy machine, everything is 50-100 times slower.
+            connect_timeout_seconds=120,
+            upstream_timeout_seconds=300,
+            keepalive_seconds=3600,
             **upstream_settings({service.name: url for service in BACKENDS}),
         )
         self.gateway = GatewayServer(create_app(settings))
@@ -246,8 +250,9 @@ def _callgrind_child(requests: int, helper: str) -> None:
     uvloop.run(main())
 
 
-def _callgrind(requests: int) -> dict[str, float]:
-    """Instructions per request of each target, counted by callgrind."""
+def _callgrind(requests: int, keep: str | None = None) -> dict[str, float]:
+    """Instructions per request of each target, counted by callgrind (`keep`: a folder to
+    copy the dumps to, for callgrind_annotate)."""
     if not shutil.which("valgrind") or not shutil.which("cc"):
         raise RuntimeError("--callgrind needs valgrind and a C compiler (apt-get install valgrind)")
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as scratch:
@@ -271,6 +276,10 @@ def _callgrind(requests: int) -> dict[str, float]:
         ]
         subprocess.run(command, check=True, cwd=Path(__file__).resolve().parent.parent)
         counts: dict[str, float] = {}
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for dump in Path(scratch).glob("callgrind.out.*"):
+                shutil.copy(dump, keep)
         for dump in sorted(Path(scratch).glob("callgrind.out.*")):
             text = dump.read_text(errors="replace")
             label = re.search(r"^desc: Trigger: Client Request: (\S+)", text, re.MULTILINE)
@@ -310,6 +319,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--callgrind", action="store_true", help="count instructions instead")
     parser.add_argument("--profile", choices=TARGETS, help="cProfile one target")
+    parser.add_argument("--keep", metavar="DIR", help="with --callgrind: keep the dumps there")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("MICROSHOP_LOG_LEVEL", "WARNING")
@@ -321,9 +332,12 @@ def main() -> int:
         return 0
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     if args.callgrind:
-        figures, unit = _callgrind(args.requests or 2000), "instructions/request"
+        figures, unit = _callgrind(args.requests or 2000, args.keep), "instructions/request"
     else:
         figures, unit = _cpu_rounds(args.requests or 4000, args.rounds), "CPU µs/request"
+    if args.json:
+        print(json.dumps({"unit": unit, "load": load, "per_request": figures}))
+        return 0
     print(f"load average {load}; {CONNECTIONS} connections; {unit} (whole process)")
     for target in TARGETS:
         own = figures[target] - figures["direct"]
