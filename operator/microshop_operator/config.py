@@ -13,8 +13,14 @@ class OperatorConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MICROSHOP_OPERATOR_")
 
-    # Every Shop is reconciled at least this often, even when no event arrives.
-    reconcile_interval_seconds: float = Field(default=30, gt=0)
+    # Every Shop is fully re-applied this often even when no event arrives: a safety net for
+    # what no watch sees (a deleted generated Secret). Drift of a watched child is re-applied
+    # at once by its watch; a re-apply costs ~60 requests, so hourly is ~0.02 requests/s/Shop.
+    reconcile_interval_seconds: float = Field(default=3600, gt=0)
+    # Full reconciles at once (more Shops wait their turn): bounds memory when many start.
+    max_concurrent_reconciles: int = Field(default=16, gt=0)
+    # A child's watch event waits this long for the rest of its burst before it is acted on.
+    child_debounce_seconds: float = Field(default=0.5, ge=0)
     # Watches end server-side after this long and kopf re-watches; without a bound a watch
     # whose connection silently died is never noticed.
     watch_server_timeout_seconds: int = Field(default=300, gt=0)

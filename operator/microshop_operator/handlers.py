@@ -1,13 +1,22 @@
 """What the kopf handlers call: settings, the API connection, and when a Shop is reconciled.
 
-Every trigger (create, update, resume, the periodic timer, a change to an owned workload)
-runs the same level-triggered reconcile (reconcile.py), serialised per Shop and measured.
+Every trigger (create, update, resume, the periodic re-apply, drift of an owned child) runs
+the same level-triggered reconcile (reconcile.py), serialised per Shop and measured.
+
+What a child's watch event triggers is decided by `Reconciler.child_changed`: the echo of the
+operator's own apply changes nothing; a change of a child's status only (a Deployment's
+controller reporting its rollout) re-derives the Shop's status from the event, without
+re-applying anything; only drift (a child edited or deleted by someone else) re-applies the
+whole Shop. So with nothing changing the operator sends nothing, and a Shop costs the same
+requests however many Shops there are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +30,7 @@ from microshop_operator import reconcile
 from microshop_operator import status as s
 from microshop_operator.apply import KubernetesApi
 from microshop_operator.config import OperatorConfig
+from microshop_operator.spec import InvalidSpec
 
 Obj = dict[str, Any]
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -98,19 +108,38 @@ def connect(settings: kopf.OperatorSettings, config: OperatorConfig) -> Kubernet
     return KubernetesApi(info, timeout=timeout, relogin=login, retry=config.api_retry)
 
 
+WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
+
+
 @dataclasses.dataclass
 class _ShopState:
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     pending: bool = False
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    # What the last complete reconcile applied: "Kind/name" -> the fingerprint of its result
+    # (everything but status and bookkeeping), so a watch event tells drift from status.
+    # Empty until a reconcile of this process succeeded (then the Shop's own handlers run).
+    fingerprints: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The newest body seen of each workload and Service (no managedFields): what a status-only
+    # report derives the Shop's status from.
+    observed: dict[tuple[str, str], Obj] = dataclasses.field(default_factory=dict)
+    service_monitor: bool | None = None
+    # Watch events waiting for the lock: "Kind/name" -> fingerprint (None: deleted).
+    dirty: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    report: bool = False  # a status-only change is waiting to be reported
 
 
 class Reconciler:
     """One per operator process (kept in kopf's memo); serialises reconciles per Shop."""
 
-    def __init__(self, api: KubernetesApi) -> None:
+    def __init__(self, api: KubernetesApi, *, concurrency: int = 16, debounce: float = 0.0) -> None:
         self.api = api
         self._shops: dict[ShopKey, _ShopState] = {}
+        # Full reconciles running at once: bounds the operator's memory (each holds its Shop's
+        # children and their results) and its share of the API server when many Shops start.
+        self._slots = asyncio.Semaphore(concurrency)
+        # How long a child's event waits for the rest of its burst before it is acted on.
+        self._debounce = debounce
         # What each Shop's status last said, for the Shops-by-condition gauge only: a report
         # kept for metrics, never read to decide what to apply.
         self._conditions: dict[ShopKey, dict[str, str]] = {}
@@ -118,7 +147,7 @@ class Reconciler:
     async def reconcile(self, shop: Obj, logger: Logger) -> None:
         """Apply the Shop's whole desired state and report it; raises for kopf's retries."""
         state = self._state(shop)
-        async with state.lock:
+        async with state.lock, self._slots:
             await self._measured(shop, state, logger)
 
     async def reconcile_periodically(self, shop: Obj, logger: Logger) -> None:
@@ -128,21 +157,61 @@ class Reconciler:
         except kopf.PermanentError as error:
             logger.debug(f"periodic reconcile: {error}")
 
-    async def reconcile_owner(self, namespace: str, name: str, logger: Logger) -> None:
-        """A child changed: reconcile its Shop, coalescing bursts into one pending run."""
-        state = self._shops.setdefault((namespace, name), _ShopState())
+    async def child_changed(
+        self, owner: ShopKey, child: Obj, event: str | None, logger: Logger
+    ) -> None:
+        """A watch event of an owned child: drift re-applies the Shop, a status-only change
+        re-reports it, the echo of our own apply does nothing; bursts coalesce into one run."""
+        state = self._shops.setdefault(owner, _ShopState())
+        ident = f"{child.get('kind')}/{child['metadata']['name']}"
+        if event != "DELETED" and _observe(state, child):
+            state.report = True  # newer than what the Shop's status was derived from
+        # Drift or our own echo: told apart under the lock, once the apply that may have
+        # caused it has recorded its result.
+        state.dirty[ident] = None if event == "DELETED" else fingerprint(child)
         if state.pending:
-            return  # a reconcile is already queued and will see this change too
+            return  # a run is already queued and will see this change too
         state.pending = True
+        if self._debounce:
+            await asyncio.sleep(self._debounce)
         async with state.lock:
             state.pending = False
-            shop = await self.api.get(c.API_VERSION, c.KIND, namespace, name)
+            dirty, state.dirty = state.dirty, {}
+            report, state.report = state.report, False
+            if not state.fingerprints:
+                return  # not reconciled by this process yet: the Shop's own handlers will
+            # Only a child the Shop wants can drift; anything else is pruning's business.
+            drifted = any(
+                i in state.fingerprints and state.fingerprints[i] != f for i, f in dirty.items()
+            )
+            if not drifted and not report:
+                return
+            shop = await self.api.get(c.API_VERSION, c.KIND, *owner)
             if shop is None or shop["metadata"].get("deletionTimestamp"):
                 return
             try:
-                await self._measured(shop, state, logger)
+                if drifted:
+                    async with self._slots:
+                        await self._measured(shop, state, logger)
+                else:
+                    await self._report_observed(shop, state)
             except (kopf.PermanentError, kopf.TemporaryError) as error:
-                logger.warning(f"reconcile of {namespace}/{name} after a child change: {error}")
+                logger.warning(f"reconcile of {owner[0]}/{owner[1]} after a child change: {error}")
+
+    async def _report_observed(self, shop: Obj, state: _ShopState) -> None:
+        """The status derived from the children as their watches last showed them."""
+        try:
+            rc = reconcile.ReconcileContext.of(shop)
+        except InvalidSpec:
+            state.fingerprints.clear()  # the Shop's own handlers report it
+            return
+        observation = reconcile.observation_of(
+            rc,
+            state.observed,
+            paused=rc.shop.spec.paused,
+            service_monitor=state.service_monitor,
+        )
+        self._remember(shop, await reconcile.report(self.api, shop, observation))
 
     def forget(self, shop: Obj) -> None:
         self._shops.pop(_key(shop), None)
@@ -183,13 +252,26 @@ class Reconciler:
                     RECONCILE_ERRORS.labels(namespace, name, reason).inc()
 
     async def _reconcile(self, shop: Obj, state: _ShopState, logger: Logger) -> None:
-        def remember(status: Obj) -> None:
-            self._conditions[_key(shop)] = {
-                str(item["type"]): str(item["status"]) for item in status.get("conditions", [])
-            }
-            self._count_shops()
+        state.fingerprints = {}  # a reconcile that fails leaves drift to kopf's retry
+        progress = await reconcile.reconcile(
+            self.api,
+            shop,
+            state.versions,
+            logger,
+            reported=lambda status: self._remember(shop, status),
+        )
+        if progress is None:
+            return  # paused or refused: nothing applied
+        for (kind, name), result in progress.applied.items():
+            state.fingerprints[f"{kind}/{name}"] = fingerprint(result)
+            _observe(state, result)
+        state.service_monitor = progress.service_monitor
 
-        await reconcile.reconcile(self.api, shop, state.versions, logger, reported=remember)
+    def _remember(self, shop: Obj, status: Obj) -> None:
+        self._conditions[_key(shop)] = {
+            str(item["type"]): str(item["status"]) for item in status.get("conditions", [])
+        }
+        self._count_shops()
 
 
 def owner_of(child: kopf.Body | Obj) -> ShopKey | None:
@@ -201,8 +283,48 @@ def owner_of(child: kopf.Body | Obj) -> ShopKey | None:
     return None
 
 
+def fingerprint(child: Obj) -> str:
+    """What a child is apart from its status and the server's bookkeeping: equal fingerprints
+    mean nobody changed what the operator applied (a controller's status write keeps it)."""
+    meta = {
+        k: v
+        for k, v in (child.get("metadata") or {}).items()
+        if k not in ("resourceVersion", "managedFields", "generation", "annotations")
+    }
+    # Annotations the controllers write (deployment.kubernetes.io/revision) are not drift.
+    meta["annotations"] = {
+        k: v
+        for k, v in ((child.get("metadata") or {}).get("annotations") or {}).items()
+        if "kubernetes.io/" not in k
+    }
+    kept = {k: v for k, v in child.items() if k not in ("status", "metadata", "apiVersion", "kind")}
+    text = json.dumps([meta, kept], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _observe(state: _ShopState, child: Obj) -> bool:
+    """Keep the newest body of a workload or Service (without its managedFields, which the
+    status never reads); whether it was newer than the one kept."""
+    kind, name = str(child.get("kind")), child["metadata"]["name"]
+    if kind not in WORKLOAD_KINDS and kind != "Service":
+        return False
+    kept = state.observed.get((kind, name))
+    if kept is not None and _version(kept) >= _version(child):
+        return False
+    meta = {k: v for k, v in child["metadata"].items() if k != "managedFields"}
+    state.observed[kind, name] = {**child, "metadata": meta}
+    return True
+
+
+def _version(child: Obj) -> int:
+    try:
+        return int(child["metadata"].get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def _key(shop: Obj) -> ShopKey:
     return shop["metadata"]["namespace"], shop["metadata"]["name"]
 
 
-__all__ = ["Reconciler", "configure", "connect", "owner_of"]
+__all__ = ["Reconciler", "configure", "connect", "fingerprint", "owner_of"]

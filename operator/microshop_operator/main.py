@@ -44,7 +44,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     handlers.filter_watches(settings, [(group, plural) for group, _, plural in OWNED_KINDS])
     if CONFIG.metrics_port:
         prometheus_client.start_http_server(CONFIG.metrics_port)
-    memo.reconciler = handlers.Reconciler(handlers.connect(settings, CONFIG))
+    memo.reconciler = handlers.Reconciler(
+        handlers.connect(settings, CONFIG),
+        concurrency=CONFIG.max_concurrent_reconciles,
+        debounce=CONFIG.child_debounce_seconds,
+    )
 
 
 @kopf.on.cleanup()
@@ -59,6 +63,8 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: 
     await memo.reconciler.reconcile(dict(body), logger)
 
 
+# The periodic full re-apply: a safety net for what no watch sees (a deleted generated Secret,
+# a ServiceMonitor), off the hot path: drift of every watched child is caught by its watch.
 @kopf.timer(
     *SHOP,
     interval=CONFIG.reconcile_interval_seconds,
@@ -71,10 +77,12 @@ async def reconcile_periodically(
     await memo.reconciler.reconcile_periodically(dict(body), logger)
 
 
-async def child_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+async def child_changed(
+    body: kopf.Body, type: str | None, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
     owner = handlers.owner_of(body)
     if owner is not None:
-        await memo.reconciler.reconcile_owner(*owner, logger)
+        await memo.reconciler.child_changed(owner, dict(body), type, logger)
 
 
 for _child in OWNED_KINDS:

@@ -130,8 +130,9 @@ async def reconcile(
     versions: dict[str, str],
     logger: Logger,
     reported: Callable[[Obj], None] = lambda status: None,
-) -> None:
-    """Apply the Shop's whole desired state and report it (`reported` sees the status).
+) -> Progress | None:
+    """Apply the Shop's whole desired state and report it (`reported` sees the status); return
+    what was applied (None for a paused Shop, which applies nothing).
 
     `versions` maps each child to the resourceVersion it last had, to tell what changed.
     Raises kopf.PermanentError for an invalid Shop and kopf.TemporaryError when anything
@@ -149,7 +150,7 @@ async def reconcile(
         # Observe and report, change nothing.
         observed = await observe_workloads(api, rc)
         reported(await report(api, body, observation_of(rc, observed, paused=True)))
-        return
+        return None
 
     progress = Progress()
     await ensure_secrets(api, rc, progress)
@@ -176,6 +177,7 @@ async def reconcile(
         raise kopf.TemporaryError(f"status not reported: {describe(error)}") from error
     if progress.failures:
         raise kopf.TemporaryError(s.conditions(observation)[2][3])
+    return progress
 
 
 async def ensure_secrets(api: KubernetesApi, rc: ReconcileContext, progress: Progress) -> None:

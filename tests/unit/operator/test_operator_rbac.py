@@ -187,7 +187,12 @@ def record(monkeypatch: pytest.MonkeyPatch) -> RecordingApi:
         paused = copy.deepcopy(shop)
         paused["spec"]["paused"] = True
         await reconciler.reconcile(paused, logger)
-        await reconciler.reconcile_owner("shop-ns", shop["metadata"]["name"], logger)
+        # a child edited by hand: drift, so the Shop is read and reconciled again
+        edited = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"edited": "by hand"},
+                  "metadata": {"name": f"{shop['metadata']['name']}-gateway-routes",
+                               "namespace": "shop-ns"}}  # fmt: skip
+        owner = ("shop-ns", shop["metadata"]["name"])
+        await reconciler.child_changed(owner, edited, "MODIFIED", logger)
         other = copy.deepcopy(shop)
         other["spec"]["pvcDeletionPolicy"] = (
             "Delete" if shop["spec"].get("pvcDeletionPolicy", "Retain") == "Retain" else "Retain"
