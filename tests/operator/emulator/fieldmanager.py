@@ -281,10 +281,24 @@ def _owned(paths: Iterable[FieldPath]) -> set[FieldPath]:
     return {p for p in paths if p not in STRIPPED}
 
 
+# frozenset of paths -> its fieldsV1 tree: most writes leave most managers' sets as they were.
+_ENCODED: dict[frozenset[FieldPath], Body] = {}
+
+
 def as_fields_v1(paths: Iterable[FieldPath]) -> Body:
-    """The fieldsV1 tree: one key per path element, "." where a member has children."""
+    """The fieldsV1 tree: one key per path element, "." where a member has children (encoded
+    once per distinct set; the tree is shared, as stored bodies are never changed in place)."""
+    members = frozenset(paths)
+    cached = _ENCODED.get(members)
+    if cached is None:
+        if len(_ENCODED) > 20_000:
+            _ENCODED.clear()
+        cached = _ENCODED[members] = _encode_fields_v1(members)
+    return cached
+
+
+def _encode_fields_v1(members: frozenset[FieldPath]) -> Body:
     root: Body = {}
-    members = set(paths)
     for path in sorted(members):
         node = root
         for element in path:

@@ -95,20 +95,30 @@ class Authorizer:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._rules: dict[tuple[str, str | None], list[Body]] = {}
+        # every decision made since the RBAC objects last changed
+        self._decisions: dict[tuple[str | None, ...], bool] = {}
         store.listeners.append(self._forget)
 
     def _forget(self, event: Any) -> None:
         if event.resource in RBAC_RESOURCES:
             self._rules.clear()
+            self._decisions.clear()
 
     def allowed(self, attributes: Attributes) -> bool:
         user = attributes.user
         if user.superuser:
             return True
-        rules = self._rules_for(user, None)
-        if attributes.namespace is not None:
-            rules = rules + self._rules_for(user, attributes.namespace)
-        return any(_rule_allows(rule, attributes) for rule in rules)
+        key = (user.name, attributes.verb, attributes.group, attributes.resource,
+               attributes.subresource, attributes.namespace, attributes.name)  # fmt: skip
+        decided = self._decisions.get(key)
+        if decided is None:
+            rules = self._rules_for(user, None)
+            if attributes.namespace is not None:
+                rules = rules + self._rules_for(user, attributes.namespace)
+            if len(self._decisions) > 100_000:
+                self._decisions.clear()
+            decided = self._decisions[key] = any(_rule_allows(r, attributes) for r in rules)
+        return decided
 
     def _rules_for(self, user: User, namespace: str | None) -> list[Body]:
         key = (user.name, namespace)

@@ -774,21 +774,29 @@ class ApiEmulator(kmock.KubernetesEmulator):
         `applied`: `new` is the result of an apply, with its managedFields already set."""
         info = self.info(route.resource)
         has_status = "status" in info.subresources
-        new = clone(new)
         if route.subresource == "status":
-            new = {**clone(current), "status": new.get("status")}
-            if new["status"] is None:
-                del new["status"]
+            # Only status and metadata change here: the rest is shared with the stored version
+            # (stored bodies are never changed in place), not copied, but for a custom
+            # resource, whose decoding below prunes and defaults in place.
+            status = new.get("status")
+            new = {**current, "metadata": clone(current["metadata"])}
+            if route.resource in self._schemas:
+                new = clone(new)
+            new.pop("status", None)
+            if status is not None:
+                new["status"] = clone(status)
         elif route.subresource == "scale":
-            pass  # _with_scale made the whole object with only spec.replicas changed
+            new = clone(new)  # _with_scale made the whole object with only spec.replicas changed
         elif route.subresource == "finalize":  # a namespace's spec.finalizers, nothing else
             finalizers = (new.get("spec") or {}).get("finalizers") or []
             new = clone(current)
             new.setdefault("spec", {})["finalizers"] = finalizers
-        elif has_status:
-            new = {field: value for field, value in new.items() if field != "status"}
-            if "status" in current:
-                new["status"] = clone(current["status"])
+        else:
+            new = clone(new)
+            if has_status:  # status changes only through its subresource
+                new.pop("status", None)
+                if "status" in current:
+                    new["status"] = clone(current["status"])
 
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -62,6 +63,7 @@ def template_hash(template: Body) -> str:
     return "".join(_ALPHABET[ord(ch) % len(_ALPHABET)] for ch in str(value))
 
 
+@functools.lru_cache(maxsize=4096)
 def _fnv32a(data: bytes) -> int:
     value = 0x811C9DC5
     for byte in data:
