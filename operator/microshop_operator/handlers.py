@@ -252,7 +252,6 @@ class Reconciler:
                     RECONCILE_ERRORS.labels(namespace, name, reason).inc()
 
     async def _reconcile(self, shop: Obj, state: _ShopState, logger: Logger) -> None:
-        state.fingerprints = {}  # a reconcile that fails leaves drift to kopf's retry
         progress = await reconcile.reconcile(
             self.api,
             shop,
@@ -261,9 +260,13 @@ class Reconciler:
             reported=lambda status: self._remember(shop, status),
         )
         if progress is None:
-            return  # paused or refused: nothing applied
-        for (kind, name), result in progress.applied.items():
-            state.fingerprints[f"{kind}/{name}"] = fingerprint(result)
+            return  # paused: nothing applied, what was applied before is still what is wanted
+        # (a reconcile that raised keeps the previous fingerprints: drift still re-applies)
+        state.fingerprints = {
+            f"{kind}/{name}": fingerprint(result)
+            for (kind, name), result in progress.applied.items()
+        }
+        for result in progress.applied.values():
             _observe(state, result)
         state.service_monitor = progress.service_monitor
 
