@@ -33,6 +33,9 @@ BENCHMARKS = (
     Benchmark("gateway", "bench.gateway_bench", "gateway req/s and p99 vs direct and nginx"),
     Benchmark("store", "bench.store_bench", "orders store lookups at 100 vs 10,000 orders"),
     Benchmark("saga", "bench.saga_bench", "settled orders/s vs a raw ceiling, wire + standalone"),
+    Benchmark(
+        "operator", "bench.operator_bench", "operator at 1-100 Shops vs a plain client's writes"
+    ),
 )
 
 

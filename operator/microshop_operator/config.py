@@ -20,7 +20,7 @@ class OperatorConfig(BaseSettings):
     # Full reconciles at once (more Shops wait their turn): bounds memory when many start.
     max_concurrent_reconciles: int = Field(default=16, gt=0)
     # A child's watch event waits this long for the rest of its burst before it is acted on.
-    child_debounce_seconds: float = Field(default=0.5, ge=0)
+    child_debounce_seconds: float = Field(default=0.1, ge=0)
     # Watches end server-side after this long and kopf re-watches; without a bound a watch
     # whose connection silently died is never noticed.
     watch_server_timeout_seconds: int = Field(default=300, gt=0)

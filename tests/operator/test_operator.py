@@ -251,6 +251,12 @@ def mark_workloads_ready(
             api.emulator.set_ready(obj["metadata"]["namespace"], obj["metadata"]["name"])
 
 
+def applied_event(api: RunningApi, events_url: str) -> list[dict[str, Any]]:
+    found = [e for e in (api.get(events_url) or {})["items"]
+             if e.get("involvedObject", {}).get("name") == "demo"]  # fmt: skip
+    return found if any(e["reason"] == "Applied" for e in found) else []
+
+
 def test_a_shop_becomes_all_its_children_owned_by_it(
     operator: Operator, namespace: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -271,8 +277,8 @@ def test_a_shop_becomes_all_its_children_owned_by_it(
         assert owners == expected, obj["metadata"]["name"]
     events_url = f"/api/v1/namespaces/{namespace}/events"
     events = wait_until(
-        lambda: [e for e in (operator.api.get(events_url) or {})["items"]
-                 if e.get("involvedObject", {}).get("name") == "demo"],
+        # the Applied Event follows the last apply and the prune: wait for it, not the first
+        lambda: applied_event(operator.api, events_url),
         what="Kubernetes Events about the Shop", timeout=15)  # fmt: skip
     assert "Applied" in {e["reason"] for e in events}
     with capsys.disabled():
