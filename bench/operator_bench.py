@@ -1,6 +1,6 @@
 """Operator benchmark: N Shops against the API emulator, next to a plain client's same writes.
 
-For each N (1, 10, 100, 500) a fresh emulator (tests/operator/emulator, served over HTTPS in a
+For each N (1, 10, 100; 500 by hand) a fresh emulator (tests/operator/emulator, served over HTTPS in a
 thread of this process, with its controllers making pods Ready) gets N namespaces and then:
 
 - operator: the real operator (`kopf run` of microshop_operator.main, a subprocess with the
@@ -15,8 +15,8 @@ thread of this process, with its controllers making pods Ready) gets N namespace
 Requests are counted by the emulator per user (so only the operator's or the client's own);
 CPU seconds and peak RSS (VmHWM) are read from /proc of the subprocess.
 
-    .venv/bin/python -m bench.run operator           # as make bench runs it
-    .venv/bin/python -m bench.operator_bench --shops 1 10 --steady 10
+    .venv/bin/python -m bench.run operator           # as make bench runs it: 1, 10, 100
+    .venv/bin/python -m bench.operator_bench --shops 1 10 100 500 --steady 60
 """
 
 from __future__ import annotations
@@ -45,9 +45,12 @@ sys.path.insert(0, str(ROOT / "tests" / "operator"))  # the emulator and its HTT
 CRD = ROOT / "crds" / "shop.yaml"
 SHOP_RESOURCE = ("microshop.dev", "v1alpha1", "shops")
 WORKLOADS = (("apps", "v1", "deployments"), ("apps", "v1", "statefulsets"))
-SIZES = (1, 10, 100, 500)
+# make bench's sizes: 500 Shops take the emulator several minutes (its own CPU: one Python
+# process serving every request and running every controller), which would break make bench's
+# 10 minutes, so 500 is measured by hand: `python -m bench.operator_bench --shops 500`.
+SIZES = (1, 10, 100)
 QUICK_SIZES = (1, 10)
-STEADY_SECONDS = 60.0
+STEADY_SECONDS = 30.0
 QUICK_STEADY_SECONDS = 10.0
 READY_TIMEOUT = 600.0
 MAX_RSS_MIB = 300.0

@@ -306,17 +306,34 @@ def fingerprint(child: Obj) -> str:
 
 
 def _observe(state: _ShopState, child: Obj) -> bool:
-    """Keep the newest body of a workload or Service (without its managedFields, which the
-    status never reads); whether it was newer than the one kept."""
+    """Keep the newest body of a workload or Service (only what the status reads); whether it
+    was newer than the one kept."""
     kind, name = str(child.get("kind")), child["metadata"]["name"]
     if kind not in WORKLOAD_KINDS and kind != "Service":
         return False
     kept = state.observed.get((kind, name))
     if kept is not None and _version(kept) >= _version(child):
         return False
-    meta = {k: v for k, v in child["metadata"].items() if k != "managedFields"}
-    state.observed[kind, name] = {**child, "metadata": meta}
+    state.observed[kind, name] = _lean(child)
     return True
+
+
+def _lean(child: Obj) -> Obj:
+    """What the status derivation reads of a workload or Service (status.workload_readiness,
+    status.gateway_endpoint), so that 500 Shops' observed children stay small."""
+    meta = child.get("metadata") or {}
+    spec = child.get("spec") or {}
+    lean: Obj = {
+        "apiVersion": child.get("apiVersion"),
+        "kind": child.get("kind"),
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "generation", "resourceVersion") if k in meta
+        },
+        "spec": {k: spec[k] for k in ("replicas", "type") if k in spec},
+    }
+    if "status" in child:
+        lean["status"] = child["status"]
+    return lean
 
 
 def _version(child: Obj) -> int:
