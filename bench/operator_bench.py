@@ -1,7 +1,7 @@
 """Operator benchmark: N Shops against the API emulator, next to a plain client's same writes.
 
-For each N (1, 10, 100; 500 by hand) a fresh emulator (tests/operator/emulator, served over HTTPS in a
-thread of this process, with its controllers making pods Ready) gets N namespaces and then:
+For each N (1, 10, 100; 500 by hand) a fresh emulator (tests/operator/emulator, served over HTTPS
+in a thread of this process, with its controllers making pods Ready) gets N namespaces and then:
 
 - operator: the real operator (`kopf run` of microshop_operator.main, a subprocess with the
   chart's ServiceAccount and RBAC, default settings) is started; N minimal Shops are created at
