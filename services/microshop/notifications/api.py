@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict
 
 from microshop.notifications.models import Notification
 from microshop.notifications.store import NotificationStore
 from microshop.platform.deps import CurrentPrincipal, Store
 from microshop.platform.pages import Limit, Offset, Page
+from microshop.platform.text import UUID_PATTERN
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -61,6 +62,8 @@ def list_notifications(
     responses={404: {"description": "No such notification of the caller's"}},
 )
 def mark_notification_read(
-    notification_id: str, principal: CurrentPrincipal, store: Store[NotificationStore]
+    notification_id: Annotated[str, Path(pattern=UUID_PATTERN)],
+    principal: CurrentPrincipal,
+    store: Store[NotificationStore],
 ) -> Notification:
     return store.mark_read(principal.user_id, notification_id, datetime.now(UTC))

@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
-from pydantic import BaseModel, Field, StrictInt, StringConstraints, field_validator
+from fastapi import APIRouter, Header, Path, Response
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
 
 from microshop.orders.domain import (
+    CATALOG,
+    MAX_LINES,
     MAX_QUANTITY,
     MIN_QUANTITY,
     RequestedItem,
@@ -22,6 +32,7 @@ from microshop.platform.clock import as_utc
 from microshop.platform.deps import CurrentPrincipal, Store
 from microshop.platform.errors import NotFound
 from microshop.platform.pages import MAX_LIMIT, Limit, Offset, Page
+from microshop.platform.text import UUID_PATTERN
 from microshop.platform.tracing import current_trace_headers
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
@@ -51,16 +62,68 @@ class ProductOut(BaseModel):
     currency: str
 
 
+# What the schema lists (JSON values, as pydantic's json_schema_extra types them).
+def _whole_number(value: object) -> object:
+    """A JSON number with no fraction (2, 2.0: JSON Schema's `integer`); "2" and true are not
+    quantities (pydantic's lax int would take both)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("Input should be a valid integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("Input should be a whole number")
+        return int(value)
+    return value
+
+
+SKUS: list[JsonValue] = [product.sku for product in sorted(CATALOG, key=lambda p: p.sku)]
+METHODS: list[JsonValue] = [*sorted(PAYMENT_METHODS)]
+
+
 class ItemIn(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
-    # Strict: "2" and true are not quantities (pydantic would otherwise coerce them).
-    quantity: StrictInt = Field(ge=MIN_QUANTITY, le=MAX_QUANTITY)
+    sku: str = Field(
+        min_length=1,
+        max_length=64,
+        description="A product of the catalog (GET /api/v1/products)",
+        json_schema_extra={"enum": SKUS},
+    )
+    quantity: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        ge=MIN_QUANTITY, le=MAX_QUANTITY
+    )
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class OrderIn(BaseModel):
-    items: list[ItemIn] = Field(min_length=1, max_length=50)
+    # A product has one line (the domain refuses a second): so at most one line per SKU of
+    # the catalog, which the schema says with one `maxContains` per SKU (JSON Schema 2020-12).
+    items: list[ItemIn] = Field(
+        min_length=1,
+        max_length=MAX_LINES,
+        json_schema_extra={
+            "maxItems": len(SKUS),
+            "allOf": [
+                {
+                    "contains": {"properties": {"sku": {"const": sku}}},
+                    "minContains": 0,
+                    "maxContains": 1,
+                }
+                for sku in SKUS
+            ],
+        },
+    )
     payment_method: str = Field(
-        description="A test payment method: " + ", ".join(sorted(PAYMENT_METHODS))
+        description="A test payment method: " + ", ".join(sorted(PAYMENT_METHODS)),
+        json_schema_extra={"enum": METHODS},
+    )
+
+    # An unknown field is refused, not dropped: a typo ("quantiy") is the caller's to hear of.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"items": [{"sku": "MUG-CLASSIC", "quantity": 2}], "payment_method": "pm_card_visa"}
+            ]
+        },
     )
 
     @field_validator("payment_method")
@@ -163,7 +226,11 @@ def list_orders(
 
 
 @router.get("/orders/{order_id}", response_model=OrderOut, summary="One of the caller's orders")
-def get_order(order_id: str, principal: CurrentPrincipal, store: Store[OrderStore]) -> OrderOut:
+def get_order(
+    order_id: Annotated[str, Path(pattern=UUID_PATTERN)],
+    principal: CurrentPrincipal,
+    store: Store[OrderStore],
+) -> OrderOut:
     doc = store.orders.get(principal.user_id, order_id)
     if doc is None:
         # Someone else's order looks exactly like a missing one.

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from microshop.payments.store import PaymentStore
 from microshop.platform.deps import CurrentPrincipal, Store
 from microshop.platform.pages import Limit, Offset, Page
+from microshop.platform.text import UUID_PATTERN
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
 
@@ -31,7 +32,9 @@ def list_payments(
     store: Store[PaymentStore],
     limit: Limit = 20,
     offset: Offset = 0,
-    order_id: Annotated[str | None, Query(max_length=64)] = None,
+    order_id: Annotated[
+        str | None, Query(pattern=UUID_PATTERN, description="Only the payment of this order")
+    ] = None,
 ) -> Page[PaymentOut]:
     payments, total = store.list_for_user(principal.user_id, limit, offset, order_id)
     return Page[PaymentOut](

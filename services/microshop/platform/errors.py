@@ -40,12 +40,15 @@ class Unavailable(DomainError):
 
 
 def error_body(
-    detail: str, request_id: str | None, errors: list[dict[str, Any]] | None = None
+    detail: str,
+    request_id: str | None,
+    errors: list[dict[str, Any]] | None = None,
+    **more: Any,
 ) -> dict[str, Any]:
     """The body of every error a caller gets, from any process (platform/schemas.py documents
     it): `detail` says what is wrong, `request_id` finds its log lines, and a 422 about
     particular inputs lists them in `errors`, one `{"loc", "msg", "type"}` each."""
-    body: dict[str, Any] = {"detail": detail, "request_id": request_id}
+    body: dict[str, Any] = {"detail": detail, "request_id": request_id, **more}
     if errors is not None:
         body["errors"] = errors
     return body

@@ -162,3 +162,11 @@ async def _refuse(scope: Scope, send: Send, location: Location, problem: str) ->
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+# The same rules for the OpenAPI document (JSON Schema patterns): text with no U+0000, and such
+# text with one character that is not whitespace. Lone surrogates cannot travel in UTF-8 JSON.
+STORABLE_PATTERN = r"^[^\x00]*$"
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+# An id the services make (uuid4, lower-case hex).
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

@@ -199,9 +199,10 @@ def error_response(
     *,
     headers: Mapping[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    **more: Any,
 ) -> JSONResponse:
     """An error as every service answers it (errors.error_body)."""
-    body = error_body(detail, request_id_var.get(), errors)
+    body = error_body(detail, request_id_var.get(), errors, **more)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -302,10 +303,10 @@ def create_app(
         try:
             checks = readiness(app) if callable(readiness) else readiness
         except Unavailable as exc:  # the lifespan is still opening the resources
-            return JSONResponse({"detail": f"not ready: {exc.detail}"}, status_code=503)
+            return error_response(503, f"not ready: {exc.detail}")
         except Exception as exc:
             log.warning("readiness: starting: %r", exc)
-            return JSONResponse({"detail": "not ready: starting"}, status_code=503)
+            return error_response(503, "not ready: starting")
         failing: dict[str, str] = {}
         for name, check in checks.items():
             try:
@@ -318,10 +319,7 @@ def create_app(
         failing_before.clear()
         failing_before.update(failing)
         if failing:
-            return JSONResponse(
-                {"detail": f"not ready: {', '.join(sorted(failing))}", "failing": failing},
-                status_code=503,
-            )
+            return error_response(503, f"not ready: {', '.join(sorted(failing))}", failing=failing)
         return JSONResponse({"status": "ready", "checks": sorted(checks)})
 
     # Request ids outermost, so the server span and its log lines already have one.

@@ -82,15 +82,11 @@ def test_catalog_is_seeded_with_integer_cent_prices(client: TestClient) -> None:
 def test_placing_an_order_answers_202_pending_priced_from_the_catalog(
     client: TestClient, alice: dict[str, str], published: list[IncomingMessage]
 ) -> None:
-    response = place(
-        client,
-        alice,
-        items=[{"sku": "MUG-CLASSIC", "quantity": 2, "unit_price_cents": 1}],
-    )
+    response = place(client, alice, items=[{"sku": "MUG-CLASSIC", "quantity": 2}])
     assert response.status_code == 202, response.text
     order = response.json()
     assert order["status"] == "PENDING"
-    assert order["total_cents"] == 2400  # the client's price is ignored
+    assert order["total_cents"] == 2400
     assert order["items"][0]["unit_price_cents"] == 1200
     assert order["currency"] == "EUR"
     event = parse_event(wait_until(lambda: published)[0].body)
@@ -339,3 +335,29 @@ def test_an_idempotency_key_of_only_whitespace_is_refused(
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["header", "idempotency-key"]
+
+
+def test_a_price_from_the_client_is_refused_not_used(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    response = place(
+        client, alice, items=[{"sku": "MUG-CLASSIC", "quantity": 2, "unit_price_cents": 1}]
+    )
+
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["loc"], error["type"]) == (
+        ["body", "items", 0, "unit_price_cents"],
+        "extra_forbidden",
+    )
+
+
+@pytest.mark.parametrize(("quantity", "status"), [(2.0, 202), (2.5, 422), ("2", 422), (True, 422)])
+def test_a_quantity_is_a_json_integer(
+    client: TestClient, alice: dict[str, str], quantity: object, status: int
+) -> None:
+    """JSON Schema's `integer` is any number without a fraction (2.0 included); strings and
+    booleans are not quantities."""
+    response = place(client, alice, items=[{"sku": "MUG-CLASSIC", "quantity": quantity}])
+
+    assert response.status_code == status, response.text
