@@ -297,6 +297,18 @@ def test_a_keyboard_alone_can_buy(page: Page) -> None:
     expect(page.locator(".order-status")).to_have_text("Paid. Thank you for your order!")
     expect(page.get_by_text("Test Mastercard")).to_be_visible()
 
+    # And the notification it brought is read with the keyboard too.
+    notifications = page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Notifications"
+    )
+    expect(notifications).to_have_accessible_name("Notifications 1 unread")
+    tab_to(page, notifications)
+    page.keyboard.press("Enter")
+    tab_to(page, page.get_by_role("button", name="Mark as read"))
+    page.keyboard.press("Enter")
+    expect(notifications).to_have_accessible_name("Notifications")
+    expect(page.get_by_role("link", name="See the order")).to_be_focused()
+
 
 def test_the_home_page_is_guarded_by_its_headers_and_its_assets_cached_for_a_year(
     page: Page,
