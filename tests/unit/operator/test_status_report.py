@@ -109,6 +109,22 @@ STALLED = {"type": "Progressing", "status": "False", "reason": "ProgressDeadline
          Readiness(1, 1, rolled_out=False, stalled=STALLED["message"])),
         (deployment(generation=3, **{**DONE, "conditions": [STALLED]}), None,
          Readiness(1, 1, rolled_out=False)),
+        # A deadline without a message still stalls; a Progressing condition with another
+        # reason (the rollout went fine) or another condition type does not.
+        (deployment(**{**DONE, "replicas": 2, "conditions": [{**STALLED, "message": None}]}),
+         None, Readiness(1, 1, rolled_out=False, stalled="progress deadline exceeded")),
+        (deployment(**{**DONE, "conditions": [{**STALLED, "reason": "NewReplicaSetAvailable",
+                                              "status": "True"}]}), None, Readiness(1, 1)),
+        (deployment(**{**DONE, "conditions": [{**STALLED, "type": "Available"}]}), None,
+         Readiness(1, 1)),
+        # The first generation counts once the controller has observed it, and only then:
+        # no observedGeneration means the controller has not looked yet (generation 1 or none).
+        (deployment(generation=1, **{**DONE, "observedGeneration": 1}), None, Readiness(1, 1)),
+        (deployment(generation=1, **{k: v for k, v in DONE.items() if k != "observedGeneration"}),
+         None, Readiness(1, 1, rolled_out=False)),
+        ({"kind": "Deployment", "metadata": {}, "spec": {"replicas": 1},
+          "status": {k: v for k, v in DONE.items() if k != "observedGeneration"}}, None,
+         Readiness(1, 1, rolled_out=False)),
         # StatefulSet: this generation seen, every pod ready, the update revision reached.
         (statefulset(observedGeneration=2, readyReplicas=1, currentRevision="db-1",
                      updateRevision="db-1"), None, Readiness(1, 1)),
@@ -381,6 +397,18 @@ NOT_APPLIED = (
             (READY, "False", "BusNotReady", "not ready: bus 0/1"),
             (PROGRESSING, "False", "VolumeExpansionNotAllowed", "users-db: 2Gi: refused"),
             (DEGRADED, "True", "VolumeExpansionNotAllowed", "users-db: 2Gi: refused")]),
+        # Two rollouts past their deadline: both named, one after the other.
+        (Observation(1, {"users": STUCK, "orders": STUCK}), [
+            (READY, "False", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing.; "
+             "orders: ReplicaSet has timed out progressing. "
+             "(not ready: users 1/1 rolling out, orders 1/1 rolling out)"),
+            (PROGRESSING, "False", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing.; "
+             "orders: ReplicaSet has timed out progressing."),
+            (DEGRADED, "True", "ProgressDeadlineExceeded",
+             "users: ReplicaSet has timed out progressing.; "
+             "orders: ReplicaSet has timed out progressing.")]),
         (Observation(1, {"users": STUCK}, service_monitor=True), [
             (READY, "False", "ProgressDeadlineExceeded",
              "users: ReplicaSet has timed out progressing. (not ready: users 1/1 rolling out)"),
