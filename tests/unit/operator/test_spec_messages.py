@@ -108,6 +108,6 @@ def test_quantities_compare_by_size_across_suffixes(smaller: str, larger: str) -
     assert parse_quantity("1Gi") == parse_quantity("1024Mi") == 2**30
 
 
-def test_a_malformed_quantity_is_an_error() -> None:
-    with pytest.raises(ValueError):
+def test_a_malformed_quantity_is_an_error_that_quotes_it() -> None:
+    with pytest.raises(ValueError, match=r"^not a quantity: 'lots'$"):
         parse_quantity("lots")

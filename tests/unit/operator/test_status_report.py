@@ -390,6 +390,15 @@ NOT_APPLIED = (
             (READY, "True", "AllComponentsReady", "every component is ready"),
             (PROGRESSING, "True", "ResizingVolumes", "users-db: volumes grow from 1Gi to 2Gi"),
             (DEGRADED, "False", "AsExpected", "")]),
+        # Two at once: each named, one after the other.
+        (Observation(1, READY_ALL, resizing=(("users-db", "1Gi to 2Gi"), ("bus", "1Gi to 3Gi"))), [
+            (READY, "True", "AllComponentsReady", "every component is ready"),
+            (PROGRESSING, "True", "ResizingVolumes", "users-db: 1Gi to 2Gi; bus: 1Gi to 3Gi"),
+            (DEGRADED, "False", "AsExpected", "")]),
+        (Observation(1, READY_ALL, not_expandable=(("users-db", "refused"), ("bus", "no"))), [
+            (READY, "True", "AllComponentsReady", "every component is ready"),
+            (PROGRESSING, "False", "VolumeExpansionNotAllowed", "users-db: refused; bus: no"),
+            (DEGRADED, "True", "VolumeExpansionNotAllowed", "users-db: refused; bus: no")]),
         # A StorageClass that cannot expand: the shop runs on, Degraded says what to fix.
         (Observation(1, {**READY_ALL, "bus": Readiness(0, 1)},
                      not_expandable=(("users-db", "2Gi: refused"),),
