@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help:
 	@echo "make demo   - run the shop on embedded defaults and drive a scripted session through it"
 	@echo "make run    - keep the standalone shop serving on http://127.0.0.1:8080 until Ctrl-C"
-	@echo "make test   - lint + every test (unit, integration on PostgreSQL/RabbitMQ, operator)"
+	@echo "make test   - lint + every test (unit, integration on PostgreSQL/RabbitMQ, operator, the short chaos schedule)"
 	@echo "make chaos  - the chaos suite's full fault schedule on private servers; prints its table"
 	@echo "make lint   - ruff, ruff format --check, mypy"
 	@echo "make test-browser - the storefront and API docs in Debian's Chromium (/usr/bin/chromium)"

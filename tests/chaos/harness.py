@@ -559,15 +559,15 @@ SCHEDULES: dict[str, dict] = {
     # `make test`: one fault of each kind, shorter, on fewer orders. The database outage still
     # outlasts the consumers' whole retry budget (5 tries, 0.5 s doubling: 7.5 s).
     "short": {
-        "orders_per_phase": 12,
+        "orders_per_phase": 8,
         "recovery_budget": 45.0,
         "timeout": 900,
         "faults": lambda: [
-            database_down(10),
-            orders_database_down(6),
-            broker_killed(4),
+            database_down(9),
+            orders_database_down(4),
+            broker_killed(3),
             killed_in_sql_transaction("payments", "outbox", "payments.order-events"),
-            frozen("orders", 5),
+            frozen("orders", 3),
             gateway_killed(),
         ],
     },
