@@ -261,6 +261,21 @@ def json_depth_exceeds(body: bytes, limit: int) -> bool:
     return max(accumulate(steps), default=0) > limit
 
 
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, whole, then the real `receive`
+    (for the disconnect that follows): for middleware that must read the body first."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodyGuard:
     """Reads the request body before the app: size, time and JSON depth, then replays it."""
 
@@ -291,16 +306,7 @@ class BodyGuard:
                 scope, send, 400, f"the JSON body nests deeper than {self.limits.max_json_depth}"
             )
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     async def _read(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

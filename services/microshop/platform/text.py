@@ -11,10 +11,11 @@ from urllib.parse import unquote_to_bytes
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from microshop.platform.context import request_id_var
 from microshop.platform.errors import error_body, summary
+from microshop.platform.server import replaying
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -115,16 +116,7 @@ class UnstorableText:
         if body is None:
             await self.app(scope, receive, send)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     def _in_body(self, scope: Scope, body: bytes) -> tuple[Location, str] | None:
         kind = _content_type(scope)
