@@ -11,7 +11,7 @@ from http import HTTPStatus
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from microshop.gateway.routes import Route, RouteTable, has_dot_segment
+from microshop.gateway.routes import NOT_FOUND, TOKEN_NEEDED, Route, RouteTable
 from microshop.gateway.server import Header, Request, Responder, json_error
 from microshop.gateway.tokens import VerifiedTokens
 from microshop.gateway.upstream import (
@@ -70,6 +70,18 @@ _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # carrying an Idempotency-Key, whose service answers a repeat with the first result.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _PHRASES = {status.value: status.phrase for status in HTTPStatus}
+# How `_Outgoing` treats a field it notes or drops (one dict lookup classifies a field).
+_DROP, _HOST, _REQUEST_ID, _CONNECTION, _AUTHORIZATION, _IDEMPOTENCY_KEY = range(6)
+_SPECIAL = dict.fromkeys(_REQUEST_DROP, _DROP) | {
+    b"host": _HOST,
+    b"x-request-id": _REQUEST_ID,
+    b"connection": _CONNECTION,
+    b"authorization": _AUTHORIZATION,
+    b"idempotency-key": _IDEMPOTENCY_KEY,
+}
+_IDENTITY_FIRST = frozenset(prefix[:1] for prefix in _IDENTITY_PREFIXES)
+_ASCII = {name: name.encode() for name in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")}
+_ASCII |= {"OPTIONS": b"OPTIONS", "http": b"http", "https": b"https"}
 
 
 def _is_json(headers: list[Header]) -> bool:
@@ -95,49 +107,63 @@ class _Outgoing:
         self.host: bytes | None = None
         self.idempotency_key = False
         connection: bytes | None = None
+        # Four pieces a field: "\r\n", name, ": ", value (joined once, with the whole head).
         fields: list[bytes] = []
+        special = _SPECIAL
         for name, value in headers:
-            if name in _REQUEST_DROP:
-                if name == b"host":
+            kind = special.get(name)
+            if kind is None:
+                if name[:1] in _IDENTITY_FIRST and name.startswith(_IDENTITY_PREFIXES):
+                    continue
+            elif kind == _AUTHORIZATION:
+                self.authorization = value.decode("latin-1")
+            elif kind == _IDEMPOTENCY_KEY:
+                self.idempotency_key = True
+            else:
+                if kind == _HOST:
                     self.host = value
-                elif name == b"x-request-id":
+                elif kind == _REQUEST_ID:
                     self.request_id = value.decode("latin-1")
-                elif name == b"connection":
+                elif kind == _CONNECTION:
                     connection = value if connection is None else connection + b"," + value
                 continue
-            if name.startswith(_IDENTITY_PREFIXES):
-                continue
-            if name == b"authorization":
-                self.authorization = value.decode("latin-1")
-            elif name == b"idempotency-key":
-                self.idempotency_key = True
-            fields.append(b"\r\n" + name + b": " + value)
+            fields += (b"\r\n", name, b": ", value)
         if connection is not None:
             named = {token.strip().lower() for token in connection.split(b",")}
-            fields = [f for f in fields if f[2:].partition(b":")[0] not in named]
+            fields = self._without(fields, named)
         self.fields = fields
+
+    @staticmethod
+    def _without(fields: list[bytes], names: set[bytes] | frozenset[bytes]) -> list[bytes]:
+        kept: list[bytes] = []
+        for i in range(0, len(fields), 4):
+            if fields[i + 1] not in names:
+                kept += fields[i : i + 4]
+        return kept
 
     def replace_trace_context(self, carrier: dict[str, str]) -> None:
         """Tracing on: the gateway's span context replaces the caller's."""
-        self.fields = [f for f in self.fields if f[2:].partition(b":")[0] not in _TRACE_HEADERS]
+        self.fields = self._without(self.fields, _TRACE_HEADERS)
         for key, value in carrier.items():
-            self.fields.append(b"\r\n" + key.encode("latin-1") + b": " + value.encode("latin-1"))
+            self.fields += (b"\r\n", key.encode("latin-1"), b": ", value.encode("latin-1"))
 
-    def head(self, request: Request, netloc: bytes, base_path: bytes, request_id: str) -> bytes:
-        target = base_path + request.raw_path
+    def head(self, request: Request, netloc: bytes, base_path: bytes, request_id: bytes) -> bytes:
+        method = request.method
+        parts = [_ASCII.get(method) or method.encode("ascii"), b" ", base_path, request.raw_path]
         if request.query:
-            target += b"?" + request.query
-        parts = [request.method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", netloc]
+            parts += (b"?", request.query)
+        parts += (b" HTTP/1.1\r\nhost: ", netloc)
         parts += self.fields
         # The client address and scheme are what the server resolved, honouring only its
         # trusted proxies.
         if request.client:
             parts += (b"\r\nx-forwarded-for: ", request.client[0].encode("latin-1"))
-        parts += (b"\r\nx-forwarded-proto: ", request.scheme.encode("latin-1"))
+        scheme = request.scheme
+        parts += (b"\r\nx-forwarded-proto: ", _ASCII.get(scheme) or scheme.encode("latin-1"))
         if self.host:
             parts += (b"\r\nx-forwarded-host: ", self.host)
-        parts += (b"\r\nx-request-id: ", request_id.encode("latin-1"))
-        if request.body or request.method in _METHODS_WITH_BODY:
+        parts += (b"\r\nx-request-id: ", request_id)
+        if request.body or method in _METHODS_WITH_BODY:
             parts.append(b"\r\ncontent-length: %d" % len(request.body))
         parts.append(b"\r\n\r\n")
         return b"".join(parts)
@@ -164,45 +190,44 @@ class Forwarder:
         self.tokens = tokens
         self.telemetry = telemetry
         self.timeout = upstream_timeout_seconds
+        self._service = telemetry.service
 
     async def __call__(self, request: Request, responder: Responder) -> None:
         started = time.perf_counter()
         outgoing = _Outgoing(request.headers)
         request_id = accept_or_make_request_id(outgoing.request_id)
         id_token = request_id_var.set(request_id)
-        service_token = service_var.set(self.telemetry.service)
-        route = self.routes.match(request.path)
-        label = route.prefix if route is not None else "unmatched"
+        # Each connection's requests are answered in one task, whose context keeps the
+        # service from its first request on (nothing else in the gateway sets another).
+        if service_var.get() is not self._service:
+            service_var.set(self._service)
+        route, label, verdict = self.routes.decide(request.method, request.path)
         status = 500
         try:
             tracer = self.telemetry.tracer
             if tracer is not None:
-                status = await self._traced(tracer, request, responder, route, outgoing, request_id)
+                status = await self._traced(
+                    tracer, request, responder, route, verdict, outgoing, request_id
+                )
             else:
-                status = self._refused(request, responder, route, outgoing, request_id)
+                status = self._refused(responder, verdict, outgoing, request_id)
                 if not status:
                     assert route is not None
                     status = await self._forward(request, responder, route, outgoing, request_id)
         finally:
-            service_var.reset(service_token)
             request_id_var.reset(id_token)
             self.telemetry.metrics.observe_request(
                 request.method, label, status, time.perf_counter() - started
             )
 
     def _refused(
-        self,
-        request: Request,
-        responder: Responder,
-        route: Route | None,
-        outgoing: _Outgoing,
-        request_id: str,
+        self, responder: Responder, verdict: str, outgoing: _Outgoing, request_id: str
     ) -> int:
         """Answer 404 or 401 at the edge; 0 when the request goes on to its service."""
-        if route is None or has_dot_segment(request.path):
+        if verdict == NOT_FOUND:
             responder.send_json(404, "Not Found", request_id)
             return 404
-        if not self.routes.is_public(request.method, request.path):
+        if verdict == TOKEN_NEEDED:
             try:
                 self.tokens.check(outgoing.authorization)
             except InvalidToken as exc:
@@ -220,13 +245,14 @@ class Forwarder:
         request: Request,
         responder: Responder,
         route: Route | None,
+        verdict: str,
         outgoing: _Outgoing,
         request_id: str,
     ) -> int:
         """The same, inside a server span and, upstream, a client span whose context is sent."""
         label = route.prefix if route is not None else "unmatched"
         with server_span(tracer, request.method, request.path, request.headers) as span:
-            status = self._refused(request, responder, route, outgoing, request_id)
+            status = self._refused(responder, verdict, outgoing, request_id)
             if not status:
                 assert route is not None
                 with tracer.start_as_current_span(
@@ -260,7 +286,8 @@ class Forwarder:
         request_id: str,
     ) -> int:
         pool = self.upstreams.pools[route.service]
-        head = outgoing.head(request, pool.netloc, pool.base_path, request_id)
+        id_bytes = request_id.encode("latin-1")
+        head = outgoing.head(request, pool.netloc, pool.base_path, id_bytes)
         try:
             response = await exchange(
                 pool,
@@ -274,19 +301,19 @@ class Forwarder:
             return self._failed(responder, route.service, request_id, exc)
         try:
             if response.complete and (response.status < 400 or _is_json(response.headers)):
-                return self._reply(response, responder, request_id, response.take_body())
+                return self._reply(response, responder, id_bytes, response.take_body())
             return await self._relay(response, responder, route.service, request_id)
         finally:
             response.discard()  # a no-op once the body was read to its end
 
-    def _response_headers(self, response: UpstreamResponse, request_id: str) -> list[Header]:
+    def _response_headers(self, response: UpstreamResponse, request_id: bytes) -> list[Header]:
         drop = _RESPONSE_DROP | response.connection_named
         headers = [(name, value) for name, value in response.headers if name not in drop]
-        headers.append((b"x-request-id", request_id.encode("latin-1")))
+        headers.append((b"x-request-id", request_id))
         return headers
 
     def _reply(
-        self, response: UpstreamResponse, responder: Responder, request_id: str, body: bytes
+        self, response: UpstreamResponse, responder: Responder, request_id: bytes, body: bytes
     ) -> int:
         """Send a response whose body is all here, in one write."""
         status = response.status
@@ -299,11 +326,12 @@ class Forwarder:
             return status
         named = response.connection_named
         drop = _RESPONSE_DROP | named if named else _RESPONSE_DROP
-        fields = [
-            name + b": " + value + b"\r\n" for name, value in response.headers if name not in drop
-        ]
-        fields.append(b"x-request-id: " + request_id.encode("latin-1") + b"\r\n")
-        responder.send_fields(status, b"".join(fields), body)
+        parts: list[bytes] = []
+        for name, value in response.headers:
+            if name not in drop:
+                parts += (name, b": ", value, b"\r\n")
+        parts += (b"x-request-id: ", request_id, b"\r\n")
+        responder.send_parts(status, parts, body)
         return status
 
     async def _relay(
@@ -318,8 +346,9 @@ class Forwarder:
                 body = await response.read()
             except UpstreamError as exc:
                 return self._failed(responder, service, request_id, exc)
-            return self._reply(response, responder, request_id, body)
-        responder.start(response.status, self._response_headers(response, request_id), length)
+            return self._reply(response, responder, request_id.encode("latin-1"), body)
+        headers = self._response_headers(response, request_id.encode("latin-1"))
+        responder.start(response.status, headers, length)
         try:
             async for chunk in response.stream():
                 await responder.write(chunk)

@@ -28,10 +28,22 @@ def under(path: str, prefix: str) -> bool:
     return path == prefix or (path.startswith(prefix) and path[len(prefix)] == "/")
 
 
+# What the edge does with a request, decided from its method and path alone.
+NOT_FOUND, PUBLIC, TOKEN_NEEDED = "not found", "public", "token needed"
+# Decisions remembered (paths carry ids, so this is bounded: cleared when full), for paths of
+# up to _DECIDED_PATH_MAX characters.
+_DECISIONS_KEPT = 4096
+_DECIDED_PATH_MAX = 512
+
+
 @dataclass(frozen=True)
 class Route:
     prefix: str
     service: str
+
+
+Decision = tuple[Route | None, str, str]
+"""The route (None: none), its metrics label, and NOT_FOUND, PUBLIC or TOKEN_NEEDED."""
 
 
 class RouteTable:
@@ -53,6 +65,30 @@ class RouteTable:
         if len(self._base) != 1:
             raise ValueError("every route prefix must sit directly under one base path")
         self._base_length = len(next(iter(self._base)))
+        self._decisions: dict[tuple[str, str], Decision] = {}
+
+    def decide(self, method: str, path: str) -> Decision:
+        """Route, label and verdict of a request: `match`, the dot-segment check and
+        `is_public` together, remembered per (method, path) since a dict lookup costs less
+        than asking them again on every request."""
+        key = (method, path)
+        decision = self._decisions.get(key)
+        if decision is not None:
+            return decision
+        route = self.match(path)
+        if route is None:
+            decision = (None, "unmatched", NOT_FOUND)
+        elif has_dot_segment(path):
+            decision = (route, route.prefix, NOT_FOUND)
+        elif self.is_public(method, path):
+            decision = (route, route.prefix, PUBLIC)
+        else:
+            decision = (route, route.prefix, TOKEN_NEEDED)
+        if len(path) <= _DECIDED_PATH_MAX:
+            if len(self._decisions) >= _DECISIONS_KEPT:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
 
     def match(self, path: str) -> Route | None:
         """The route owning `path`, or None (a 404)."""
@@ -98,7 +134,11 @@ def has_dot_segment(path: str) -> bool:
 _DEFAULT = RouteTable()
 __all__ = [
     "API_PREFIX",
+    "NOT_FOUND",
+    "PUBLIC",
     "ROUTES",
+    "TOKEN_NEEDED",
+    "Decision",
     "Route",
     "RouteTable",
     "has_dot_segment",

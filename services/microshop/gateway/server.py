@@ -67,7 +67,9 @@ class Request:
         self.method = method
         self.raw_path = raw_path
         # Routing sees the path the services will route on, percent-decoded as ASGI does.
-        if b"%" in raw_path or not raw_path.isascii():
+        # (`find`, not `in`: bytes' `in` tries the operand as an integer first, and the
+        # TypeError it raises and clears costs more than the search.)
+        if raw_path.find(b"%") != -1 or not raw_path.isascii():
             self.path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
         else:
             self.path = raw_path.decode("ascii")
@@ -107,6 +109,11 @@ _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
 # The fields on_headers_complete acts on (framing, Expect, forwarded client address/scheme).
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"expect"}) | _FORWARDED
 _PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus}
+# Method names as str, without a decode per request (others are decoded).
+_METHODS = {
+    name.encode(): name
+    for name in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+}
 _NO_BODY = frozenset({204, 304})
 
 
@@ -144,17 +151,20 @@ class Responder:
         self.started = False
         self.finished = False
 
-    def _head(self, status: int, fields: bytes, framing: bytes) -> list[bytes]:
-        """The status line and fields of a response (`fields`: "name: value\r\n" each)."""
+    def _end(self) -> bytes:
+        """The end of a response's head: the connection's fate, then the empty line."""
         connection = self._connection
         if connection.closing or not self.request.keep_alive:
             connection.closing = True
-            end = b"connection: close\r\n\r\n"
-        elif self.request.http_version == "1.0":
-            end = b"connection: keep-alive\r\n\r\n"
-        else:
-            end = b"\r\n"
-        return [status_line(status), connection.server.date_header, fields, framing, end]
+            return b"connection: close\r\n\r\n"
+        if self.request.http_version == "1.0":
+            return b"connection: keep-alive\r\n\r\n"
+        return b"\r\n"
+
+    def _head(self, status: int, fields: bytes, framing: bytes) -> list[bytes]:
+        """The status line and fields of a response (`fields`: "name: value\r\n" each)."""
+        end = self._end()
+        return [status_line(status), self._connection.server.date_header, fields, framing, end]
 
     def send(self, status: int, headers: Iterable[Header], body: bytes = b"") -> None:
         """The whole response in one write; Content-Length is set here."""
@@ -162,15 +172,24 @@ class Responder:
 
     def send_fields(self, status: int, fields: bytes, body: bytes = b"") -> None:
         """`send` with the fields already joined ("name: value\r\n" each)."""
+        self.send_parts(status, [fields], body)
+
+    def send_parts(self, status: int, parts: list[bytes], body: bytes = b"") -> None:
+        """`send` with the fields as pieces that, joined, are "name: value\r\n" each: status
+        line, fields and body are then joined once, into the one write."""
         assert not self.started, "the response has already started"
         self.started = self.finished = True
+        connection = self._connection
+        head = [_STATUS_LINES.get(status) or status_line(status), connection.server.date_header]
+        head += parts
         if status in _NO_BODY:
-            head = self._head(status, fields, b"")
+            head.append(self._end())
         else:
-            head = self._head(status, fields, b"content-length: %d\r\n" % len(body))
+            head.append(b"content-length: %d\r\n" % len(body))
+            head.append(self._end())
             if not self._head_only:
                 head.append(body)
-        self._connection.write(b"".join(head))
+        connection.write(b"".join(head))
 
     def send_json(self, status: int, detail: str, request_id: str) -> None:
         headers, body = json_error(status, detail, request_id)
@@ -253,6 +272,7 @@ class HttpConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._forwarded = False
+        self._version = "1.1"
 
     # --- asyncio.Protocol -------------------------------------------------------------------
 
@@ -358,7 +378,8 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._headers_done = True
-        version = self.parser.get_http_version()
+        # Asked once: httptools formats the string on every call.
+        version = self._version = self.parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise _Refusal(505, f"HTTP/{version} is not supported")
         limits = self.limits
@@ -403,16 +424,19 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         target = self._target
         path, _, query = target.partition(b"?")
-        if not path.startswith(b"/"):
+        if path[:1] != b"/":
             path = self._origin_form(target)
-        query = query.partition(b"#")[0]
+        if query:
+            query = query.partition(b"#")[0]
+        method = self.parser.get_method()
+        body = self._body
         request = Request(
-            self.parser.get_method().decode("ascii"),
+            _METHODS.get(method) or method.decode("ascii"),
             path,
             query,
             self._headers,
-            b"".join(self._body) if len(self._body) != 1 else self._body[0],
-            self.parser.get_http_version(),
+            (body[0] if len(body) == 1 else b"".join(body)) if body else b"",
+            self._version,
             self.parser.should_keep_alive(),
             self.client,
             "http",
