@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.events import NotificationSent, PaymentSucceeded
 from microshop.notifications.domain import NotificationType, order_paid_message
 from microshop.notifications.models import Notification, NotificationsInbox
 from microshop.platform.errors import NotFound
-from microshop.platform.outbox import SqlInbox, SqlOutbox
+from microshop.platform.outbox import SqlInbox, SqlOutbox, insert_once
 
 log = logging.getLogger(__name__)
+NOTIFICATIONS = cast(Table, Notification.__table__)
 
 
 class NotificationStore:
@@ -73,32 +75,39 @@ class NotificationStore:
 
     def _notify_paid(self, session: Session, payment: PaymentSucceeded) -> None:
         kind = NotificationType.ORDER_PAID.value
-        existing = session.scalar(
-            select(Notification.id).where(
-                Notification.order_id == payment.order_id, Notification.type == kind
-            )
+        notification_id = str(uuid.uuid4())
+        # One statement for the common case; the unique (order, type) keeps it to one
+        # notification of a kind per order. Core, not a unit-of-work flush: once per event on
+        # the consumer's hot path.
+        created = insert_once(
+            session.connection(),
+            NOTIFICATIONS,
+            {
+                "id": notification_id,
+                "user_id": payment.user_id,
+                "order_id": payment.order_id,
+                "type": kind,
+                "message": order_paid_message(
+                    payment.order_id, payment.amount_cents, payment.currency
+                ),
+                "created_at": datetime.now(UTC),
+                "read_at": None,
+            },
+            "order_id",
+            "type",
         )
-        if existing is not None:
-            # Another event about the same order (a re-sent payment outcome) got here first.
-            # Two such events racing: the unique constraint fails one, the bus retries it,
-            # and the retry lands here. A re-sent outcome means orders has not heard of the
-            # notification (its sweeper drove the order again): tell it once more.
+        if not created:
+            # Another event about the same order (a re-sent payment outcome) got here first. A
+            # re-sent outcome means orders has not heard of the notification (its sweeper drove
+            # the order again): tell it once more.
+            existing = session.scalars(
+                select(Notification.id).where(
+                    Notification.order_id == payment.order_id, Notification.type == kind
+                )
+            ).one()
             log.info("order already notified", extra={"order_id": payment.order_id})
             self._announce(session, existing, payment)
             return
-        notification_id = str(uuid.uuid4())
-        session.add(
-            Notification(
-                id=notification_id,
-                user_id=payment.user_id,
-                order_id=payment.order_id,
-                type=kind,
-                message=order_paid_message(
-                    payment.order_id, payment.amount_cents, payment.currency
-                ),
-                created_at=datetime.now(UTC),
-            )
-        )
         self._announce(session, notification_id, payment)
         log.info("order paid notification", extra={"order_id": payment.order_id})
 

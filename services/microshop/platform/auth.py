@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jwt
 from argon2 import PasswordHasher
@@ -91,15 +92,29 @@ class TokenVerifier:
 
     `leeway_seconds` tolerates clock skew between the pod that issued a token and the one
     checking it, on `exp`, `nbf` and `iat` alike.
+
+    A client sends the same token with every request for its lifetime, so `verify_header`
+    checks a header's Ed25519 signature and claims once and then remembers whom it names, up to
+    `remembered` headers, each until its `exp`: the check is taken off the hot path of every
+    request after a token's first. The key is the whole header value, signature included, so
+    only the exact bytes that verified are let through, and never past their `exp`.
     """
 
-    def __init__(self, public_pem: str, leeway_seconds: float = 30.0) -> None:
+    def __init__(
+        self, public_pem: str, leeway_seconds: float = 30.0, remembered: int = 10_000
+    ) -> None:
         self._key = serialization.load_pem_public_key(public_pem.encode())
         self.leeway_seconds = leeway_seconds
+        self._remembered = remembered
+        self._verified: dict[str, tuple[Principal, float]] = {}  # header -> (whom, exp)
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        return self._principal(self._claims(token))
+
+    def _claims(self, token: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self._key,  # type: ignore[arg-type]
                 algorithms=[ALGORITHM],
@@ -110,16 +125,31 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(_refusal(exc)) from exc
+        return claims
+
+    @staticmethod
+    def _principal(claims: dict[str, Any]) -> Principal:
         return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")))
 
     def verify_header(self, authorization: str | None) -> Principal:
-        """Verify an `Authorization: Bearer <token>` header value."""
+        """Verify an `Authorization: Bearer <token>` header value (once per header and `exp`)."""
         if not authorization:
             raise InvalidToken("missing bearer token")
+        known = self._verified.get(authorization)
+        if known is not None:
+            if time.time() < known[1]:
+                return known[0]
+            self._verified.pop(authorization, None)
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("expected 'Authorization: Bearer <token>'")
-        return self.verify(token.strip())
+        claims = self._claims(token.strip())
+        principal = self._principal(claims)
+        with self._lock:
+            if len(self._verified) >= self._remembered:
+                self._verified.pop(next(iter(self._verified)))  # the oldest entry
+            self._verified[authorization] = (principal, float(claims["exp"]))
+        return principal
 
 
 def _refusal(exc: jwt.PyJWTError) -> str:

@@ -8,8 +8,23 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, BigInteger, Integer, String, delete, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Connection,
+    Delete,
+    Engine,
+    Integer,
+    Select,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -52,6 +67,31 @@ class OutboxSource(Protocol):
         ...
 
 
+def insert_once(connection: Connection, table: Table, row: dict[str, Any], *unique: str) -> bool:
+    """Insert `row` into `table` unless a row with the same `unique` columns exists; whether
+    this call wrote it.
+
+    One statement (INSERT … ON CONFLICT DO NOTHING RETURNING, on PostgreSQL and SQLite alike)
+    instead of a look-up and an insert, and no IntegrityError to catch, nor a rolled-back
+    transaction, when a twin got there first: on PostgreSQL a twin still in its transaction makes
+    this wait for its outcome, on SQLite its one writer does. Core, not the ORM: these run once
+    per event on the consumers' hot path, where a unit-of-work flush costs more than the SQL.
+    """
+    key = (table, unique, connection.dialect.name)
+    statement = _INSERT_ONCE.get(key)
+    if statement is None:  # built once: building it costs more than running it
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = _INSERT_ONCE[key] = (
+            dialect.insert(table)
+            .on_conflict_do_nothing(index_elements=list(unique))
+            .returning(*(table.c[name] for name in unique))
+        )
+    return connection.execute(statement, row).first() is not None
+
+
+_INSERT_ONCE: dict[tuple[Table, tuple[str, ...], str], Any] = {}
+
+
 def to_message(event: Event, headers: dict[str, str] | None = None) -> OutgoingMessage:
     return OutgoingMessage(
         routing_key=event.type,  # type: ignore[attr-defined]
@@ -72,6 +112,9 @@ class SqlOutbox:
         self, session_factory: sessionmaker[Session], model: type[Any], batch: int = 100
     ) -> None:
         self.session_factory, self.model, self.batch = session_factory, model, batch
+        self.table: Table = model.__table__
+        self.engine: Engine = session_factory.kw["bind"]
+        self._relay_statements: tuple[Select[Any], Delete] | None = None
         self.on_commit: Callable[[], None] = lambda: None
         self._added = f"outbox-added-{id(self)}"  # set in a session's info by `add`
         sqlalchemy_event.listen(session_factory, "after_commit", self._committed)
@@ -79,14 +122,15 @@ class SqlOutbox:
 
     def add(self, session: Session, event: Event, headers: dict[str, str] | None = None) -> None:
         session.info[self._added] = True
-        session.add(
-            self.model(
-                event_id=event.event_id,
-                type=event.type,  # type: ignore[attr-defined]
-                payload=event.model_dump(mode="json"),
-                headers=dict(headers or {}),
-                created_at=datetime.now(UTC),
-            )
+        session.connection().execute(
+            self.table.insert(),
+            {
+                "event_id": event.event_id,
+                "type": event.type,  # type: ignore[attr-defined]
+                "payload": event.model_dump(mode="json"),
+                "headers": dict(headers or {}),
+                "created_at": datetime.now(UTC),
+            },
         )
 
     def _committed(self, session: Session) -> None:
@@ -97,19 +141,33 @@ class SqlOutbox:
         session.info.pop(self._added, None)
 
     def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
-        model = self.model
-        with self.session_factory.begin() as session:
-            # SKIP LOCKED lets several replicas relay side by side without sending a row twice
-            # (SQLite has one writer and ignores the clause).
-            rows = session.scalars(
-                select(model).order_by(model.id).limit(self.batch).with_for_update(skip_locked=True)
-            ).all()
+        pending, published = self._statements()
+        # A connection, not a session: the relay writes nothing a session would track.
+        with self.engine.begin() as connection:
+            rows = connection.execute(pending, {"batch": self.batch}).all()
             if not rows:
                 return 0
             messages = [to_message(parse_event(row.payload), row.headers) for row in rows]
             publish(messages)
-            session.execute(delete(model).where(model.id.in_([row.id for row in rows])))
+            connection.execute(published, {"ids": [row.id for row in rows]})
             return len(rows)
+
+    def _statements(self) -> tuple[Select[Any], Delete]:
+        """The oldest events (at most `batch`), and their removal once published; built once,
+        since building a statement costs more than running it. SKIP LOCKED lets several
+        replicas relay side by side without sending a row twice (SQLite has one writer and
+        ignores the clause)."""
+        if self._relay_statements is None:
+            table = self.table
+            pending: Select[Any] = (
+                select(table.c.id, table.c.payload, table.c.headers)
+                .order_by(table.c.id)
+                .limit(bindparam("batch", type_=Integer))
+                .with_for_update(skip_locked=True)
+            )
+            published = delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+            self._relay_statements = (pending, published)
+        return self._relay_statements
 
     def backlog(self) -> tuple[int, float]:
         """How many events wait, and the age in seconds of the oldest."""
@@ -129,19 +187,25 @@ class SqlInbox:
         self, session_factory: sessionmaker[Session], model: type[Any], consumer: str
     ) -> None:
         self.session_factory, self.model, self.consumer = session_factory, model, consumer
+        self.table: Table = model.__table__
 
     def process_once(self, event_id: str, change: Callable[[Session], None]) -> bool:
-        """Apply `change` and record `event_id` atomically; False if it was processed before."""
+        """Apply `change` and record `event_id` atomically; False if it was processed before.
+
+        The mark goes first, as an insert that does nothing where it exists: a twin delivery
+        that committed already leaves nothing to do, and one committing meanwhile makes this
+        insert wait for it (PostgreSQL) or is kept out by SQLite's one writer."""
         key = {"consumer": self.consumer, "event_id": event_id}
         try:
             with self.session_factory.begin() as session:
-                if session.get(self.model, key) is not None:
+                mark = {**key, "processed_at": datetime.now(UTC)}
+                if not insert_once(session.connection(), self.table, mark, *key):
                     return False
-                session.add(self.model(**key, processed_at=datetime.now(UTC)))
                 change(session)
                 return True
         except IntegrityError:
-            # A twin delivery committed between our check and our insert: it did the work.
+            # Another unique rule of the change (one payment per order) met a twin: if that twin
+            # was this very event, it did the work.
             with self.session_factory() as session:
                 if session.get(self.model, key) is not None:
                     return False

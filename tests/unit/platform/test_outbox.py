@@ -214,16 +214,29 @@ def test_a_change_that_raises_leaves_no_mark_so_the_retry_runs_it(store: SqlStor
     assert effects(store) == ["e-1"]
 
 
-def test_a_twin_delivery_that_commits_first_wins(store: SqlStore) -> None:
-    """Two deliveries of one event race: the one that commits second sees the first's mark."""
+def twin_waits_for_the_first(inbox: SqlInbox) -> tuple[bool, list[bool]]:
+    """Deliver e-1 twice at once: the twin arrives while the first is inside its transaction.
+    Returns the first's answer and the twin's."""
+    twin: list[bool] = []
+    thread = threading.Thread(target=lambda: twin.append(inbox.process_once("e-1", record("e-1"))))
+
+    def first(session: Session) -> None:
+        session.add(Effect(event_id="e-1"))
+        session.flush()
+        thread.start()
+        thread.join(0.5)
+        # The twin cannot decide before the first's mark is committed or rolled back.
+        assert thread.is_alive(), f"the twin did not wait: it answered {twin}"
+
+    answer = inbox.process_once("e-1", first)
+    thread.join(35)
+    return answer, twin
+
+
+def test_a_twin_delivery_waits_for_the_first_and_then_does_nothing(store: SqlStore) -> None:
     inbox = SqlInbox(store.sessions, Inbox, consumer="payments")
 
-    def raced(session: Session) -> None:
-        # The twin finishes between our check and our commit.
-        assert inbox.process_once("e-1", record("e-1")) is True
-        session.add(Effect(event_id="e-1"))
-
-    assert inbox.process_once("e-1", raced) is False
+    assert twin_waits_for_the_first(inbox) == (True, [False])
     assert effects(store) == ["e-1"]
 
 

@@ -102,3 +102,58 @@ def test_the_leeway_comes_from_the_environment(
 )
 def test_a_refusal_names_the_check_that_failed(keys: KeyPair, token_of: Any, expected: str) -> None:
     assert refusal(TokenVerifier(keys.public_pem), token_of(keys)) == expected
+
+
+class CountingVerifier(TokenVerifier):
+    """Counts the signature checks it makes."""
+
+    checks = 0
+
+    def _claims(self, token: str) -> dict[str, Any]:
+        self.checks += 1
+        return super()._claims(token)
+
+
+def test_a_header_is_verified_once_and_then_remembered_until_its_exp(keys: KeyPair) -> None:
+    verifier = CountingVerifier(keys.public_pem, leeway_seconds=0)
+    expires = int(time.time()) + 2
+    header = f"Bearer {sign(keys, sub='u-7', exp=expires)}"
+
+    first = [verifier.verify_header(header) for _ in range(3)]
+    assert [p.user_id for p in first] == ["u-7"] * 3
+    assert verifier.checks == 1
+
+    # At its exp it is checked again, and refused like any expired token.
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify_header(header)
+    assert verifier.checks == 2
+
+
+def test_only_the_exact_header_that_verified_is_remembered(keys: KeyPair) -> None:
+    verifier = CountingVerifier(keys.public_pem)
+    token = sign(keys)
+    verifier.verify_header(f"Bearer {token}")
+    head, payload, signature = token.split(".")
+    tampered = f"Bearer {head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}"
+
+    with pytest.raises(InvalidToken):
+        verifier.verify_header(tampered)
+    with pytest.raises(InvalidToken):
+        verifier.verify_header(f"Basic {token}")
+    with pytest.raises(InvalidToken):
+        verifier.verify_header(None)
+    assert verifier.checks == 2  # the first token, then the tampered one
+
+
+def test_the_oldest_remembered_header_makes_room_for_a_new_one(keys: KeyPair) -> None:
+    verifier = CountingVerifier(keys.public_pem, remembered=2)
+    headers = [f"Bearer {sign(keys, sub=f'u-{n}')}" for n in range(3)]
+    for header in headers:
+        verifier.verify_header(header)
+
+    verifier.verify_header(headers[2])
+    verifier.verify_header(headers[1])
+    assert verifier.checks == 3
+    verifier.verify_header(headers[0])  # forgotten: checked again
+    assert verifier.checks == 4
