@@ -73,10 +73,11 @@ def _content_type(scope: Scope) -> bytes:
     return b""
 
 
-def refuse_unstorable_path(request: Request) -> None:
+async def refuse_unstorable_path(request: Request) -> None:
     """App-wide dependency: 422 for unstorable text in a path parameter (only the route knows
     the parameters' names, so this runs once routing has found it, before any other
-    dependency or the route itself)."""
+    dependency or the route itself). `async`: it only reads the path, and a sync dependency
+    would cost every request a hop to the thread pool."""
     raw = unquote_to_bytes(request.scope.get("raw_path") or b"")
     try:
         raw.decode("utf-8")
