@@ -65,14 +65,16 @@ class RouteTable:
         if len(self._base) != 1:
             raise ValueError("every route prefix must sit directly under one base path")
         self._base_length = len(next(iter(self._base)))
-        self._decisions: dict[tuple[str, str], Decision] = {}
+        # What `decide` remembered, by (method, path): a caller may look here first (the
+        # dict is only ever cleared, never replaced).
+        self.decisions: dict[tuple[str, str], Decision] = {}
 
     def decide(self, method: str, path: str) -> Decision:
         """Route, label and verdict of a request: `match`, the dot-segment check and
         `is_public` together, remembered per (method, path) since a dict lookup costs less
         than asking them again on every request."""
         key = (method, path)
-        decision = self._decisions.get(key)
+        decision = self.decisions.get(key)
         if decision is not None:
             return decision
         route = self.match(path)
@@ -85,9 +87,9 @@ class RouteTable:
         else:
             decision = (route, route.prefix, TOKEN_NEEDED)
         if len(path) <= _DECIDED_PATH_MAX:
-            if len(self._decisions) >= _DECISIONS_KEPT:
-                self._decisions.clear()
-            self._decisions[key] = decision
+            if len(self.decisions) >= _DECISIONS_KEPT:
+                self.decisions.clear()
+            self.decisions[key] = decision
         return decision
 
     def match(self, path: str) -> Route | None:

@@ -7,17 +7,20 @@ import gc
 import logging
 import signal
 import socket
+from collections.abc import Awaitable
 
 import uvloop
 from fastapi import FastAPI
 
 from microshop.gateway.asgi import AsgiBridge
 from microshop.gateway.forwarder import Forwarder
-from microshop.gateway.routes import API_PREFIX, under
+from microshop.gateway.routes import API_PREFIX
 from microshop.gateway.server import HttpServer, Request, Responder, ServerLimits
 from microshop.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
+
+_BELOW_API = API_PREFIX + "/"
 
 
 class GatewayServer:
@@ -46,11 +49,13 @@ class GatewayServer:
         self.started = False
         self.should_exit = False
 
-    async def dispatch(self, request: Request, responder: Responder) -> None:
-        if under(request.path, API_PREFIX):
-            await self.forwarder(request, responder)
-        else:
-            await self.bridge(request, responder)
+    def dispatch(self, request: Request, responder: Responder) -> Awaitable[None]:
+        """The handler's coroutine, returned rather than awaited here: one frame less for
+        every resumption of the request's task."""
+        path = request.path
+        if path.startswith(_BELOW_API) or path == API_PREFIX:
+            return self.forwarder(request, responder)
+        return self.bridge(request, responder)
 
     @property
     def port(self) -> int:

@@ -66,13 +66,17 @@ class Request:
     ) -> None:
         self.method = method
         self.raw_path = raw_path
-        # Routing sees the path the services will route on, percent-decoded as ASGI does.
-        # (`find`, not `in`: bytes' `in` tries the operand as an integer first, and the
-        # TypeError it raises and clears costs more than the search.)
-        if raw_path.find(b"%") != -1 or not raw_path.isascii():
-            self.path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
-        else:
-            self.path = raw_path.decode("ascii")
+        # Routing sees the path the services will route on, percent-decoded as ASGI does
+        # (UTF-8, undecodable bytes replaced). Decoded first and searched as str: bytes' `in`
+        # tries its operand as an integer first, and the TypeError it raises and clears costs
+        # more than the decode.
+        try:
+            path = raw_path.decode()
+        except UnicodeDecodeError:
+            path = raw_path.decode("utf-8", "replace")
+        if "%" in path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        self.path = path
         self.query = query
         self.headers = headers
         self.body = body
@@ -184,12 +188,13 @@ class Responder:
         head += parts
         if status in _NO_BODY:
             head.append(self._end())
+        elif self._head_only:
+            head += (b"content-length: %d\r\n" % len(body), self._end())
         else:
-            head.append(b"content-length: %d\r\n" % len(body))
-            head.append(self._end())
-            if not self._head_only:
-                head.append(body)
-        connection.write(b"".join(head))
+            head += (b"content-length: %d\r\n" % len(body), self._end(), body)
+        transport = connection.transport
+        if transport is not None and not connection.lost:
+            transport.write(b"".join(head))
 
     def send_json(self, status: int, detail: str, request_id: str) -> None:
         headers, body = json_error(status, detail, request_id)
@@ -268,7 +273,6 @@ class HttpConnection(asyncio.Protocol):
         self._spilled = 0
         self._target = b""
         self._headers: list[Header] = []
-        self._headers_done = False
         self._body: list[bytes] = []
         self._body_size = 0
         self._forwarded = False
@@ -357,10 +361,7 @@ class HttpConnection(asyncio.Protocol):
         self._spilled = 0
         self._target = b""
         self._headers = []
-        self._headers_done = False
-        self._body = []
-        self._body_size = 0
-        self._forwarded = False
+        self._forwarded = False  # (the body and its size are reset as a message completes)
         self.deadline = self.loop.time() + self.limits.header_timeout_seconds
         self.deadline_status = 408
 
@@ -372,12 +373,11 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         # Sizes are checked once the head is complete (and, for a head still arriving, after
         # each read in data_received): one append per field on the hot path.
-        if not self._headers_done:  # trailer fields of a chunked body are dropped
+        if self._in_head:  # trailer fields of a chunked body are dropped
             self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._headers_done = True
         # Asked once: httptools formats the string on every call.
         version = self._version = self.parser.get_http_version()
         if version not in ("1.1", "1.0"):
@@ -430,19 +430,24 @@ class HttpConnection(asyncio.Protocol):
             query = query.partition(b"#")[0]
         method = self.parser.get_method()
         body = self._body
+        if body:
+            payload = body[0] if len(body) == 1 else b"".join(body)
+            self._body = []
+            self._body_size = 0
+        else:
+            payload = b""
         request = Request(
             _METHODS.get(method) or method.decode("ascii"),
             path,
             query,
             self._headers,
-            (body[0] if len(body) == 1 else b"".join(body)) if body else b"",
+            payload,
             self._version,
             self.parser.should_keep_alive(),
             self.client,
             "http",
         )
         request.forwarded = self._forwarded
-        self._body = []
         self._in_message = False
         self._completed += 1
         self.deadline = None
@@ -481,61 +486,65 @@ class HttpConnection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def _work(self) -> None:
+        """Answer what is queued, in order, then wait to be woken for more; return once the
+        connection is to close. (One coroutine, not a loop calling another: each frame
+        between the task and the upstream's future is crossed on every resumption.)"""
+        handler = self.server.handler
+        queue = self._queue
         try:
-            while await self._answer():
+            while True:
+                while queue and not self.lost:
+                    item = queue.popleft()
+                    if isinstance(item, _Refusal):
+                        self._answer_refusal(item)
+                        return
+                    responder = Responder(self, item)
+                    try:
+                        if item.forwarded and self.server.proxies is not None:
+                            await self.server.proxies.resolve(item)
+                        await handler(item, responder)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("unhandled error answering %s", item.method)
+                        if responder.started:
+                            self.abort()
+                            return
+                        responder.send_json(500, "internal error", accept_or_make_request_id(None))
+                    if not responder.finished:
+                        log.error("the handler returned without finishing its response")
+                        self.abort()
+                        return
+                    if self.closing:
+                        self.close()
+                        return
+                    if self._reading_paused and len(queue) < self.limits.max_pipelined:
+                        self._resume_reading()
+                if self.lost:
+                    return
                 self._busy = False
                 if self._in_message:
                     pass  # the next request's deadlines are already running
                 elif self.server.stopping:
                     self.close()
                     return
-                else:
-                    self._idle()
+                else:  # idle (as `_idle`, in line)
+                    self.deadline = self.loop.time() + self.limits.keepalive_timeout_seconds
+                    self.deadline_status = None
                 self._wakeup = self.loop.create_future()
                 await self._wakeup
         finally:
             self._worker = self._wakeup = None
             self._busy = False
 
-    async def _answer(self) -> bool:
-        """Answer what is queued; False once the connection is to close."""
-        handler = self.server.handler
-        while self._queue and not self.lost:
-            item = self._queue.popleft()
-            if isinstance(item, _Refusal):
-                self.closing = True
-                headers, body = json_error(
-                    item.status, item.detail, accept_or_make_request_id(None)
-                )
-                head = [status_line(item.status), self.server.date_header]
-                head += [name + b": " + value + b"\r\n" for name, value in headers]
-                head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-                self.write(b"".join(head) + body)
-                self._linger()
-                return False
-            responder = Responder(self, item)
-            try:
-                if item.forwarded and self.server.proxies is not None:
-                    await self.server.proxies.resolve(item)
-                await handler(item, responder)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("unhandled error answering %s", item.method)
-                if responder.started:
-                    self.abort()
-                    return False
-                responder.send_json(500, "internal error", accept_or_make_request_id(None))
-            if not responder.finished:
-                log.error("the handler returned without finishing its response")
-                self.abort()
-                return False
-            if self.closing:
-                self.close()
-                return False
-            if self._reading_paused and len(self._queue) < self.limits.max_pipelined:
-                self._resume_reading()
-        return not self.lost
+    def _answer_refusal(self, refusal: _Refusal) -> None:
+        self.closing = True
+        headers, body = json_error(refusal.status, refusal.detail, accept_or_make_request_id(None))
+        head = [status_line(refusal.status), self.server.date_header]
+        head += [name + b": " + value + b"\r\n" for name, value in headers]
+        head.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.write(b"".join(head) + body)
+        self._linger()
 
     def _linger(self) -> None:
         """Close after a refusal so that the caller can read it: a close with unread bytes in

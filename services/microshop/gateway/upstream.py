@@ -93,7 +93,7 @@ class UpstreamResponse:
         # Fields the Connection field names: hop-by-hop too (RFC 9110 §7.6.1).
         self.connection_named: frozenset[bytes] = frozenset()
         self.buffered = 0
-        self._chunks: collections.deque[bytes] = collections.deque()
+        self._chunks: list[bytes] = []
         self._error: UpstreamError | None = None
         self._waiter: asyncio.Future[None] | None = None
 
@@ -109,17 +109,19 @@ class UpstreamResponse:
             self._error = error
         self._wake()
 
-    async def _wait(self) -> None:
+    def _next(self) -> asyncio.Future[None]:
+        """What the next event (head, body bytes, end, failure) completes; raises a failure
+        already known. Awaited by the caller itself: no coroutine frame of its own."""
         if self._error is not None:
             raise self._error
-        self._waiter = self._connection.loop.create_future()
-        await self._waiter
-        if self._error is not None:
-            raise self._error
+        waiter = self._waiter = self._connection.loop.create_future()
+        return waiter
 
     async def wait_for_head(self) -> None:
         while not self.status:
-            await self._wait()
+            await self._next()
+            if self._error is not None:
+                raise self._error
 
     def take_body(self) -> bytes:
         """The body of a complete response; the connection goes back to its pool."""
@@ -132,22 +134,28 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         """The whole body (bounded by the caller: use it when the length is known and small)."""
         while not self.complete:
-            await self._wait()
+            await self._next()
+            if self._error is not None:
+                raise self._error
         return self.take_body()
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body in the pieces it arrives in, holding back the service when the caller lags."""
         connection = self._connection
         while True:
-            while self._chunks:
-                chunk = self._chunks.popleft()
+            chunks, self._chunks = self._chunks, []
+            for chunk in chunks:
                 self.buffered -= len(chunk)
                 connection.drained(self)
                 yield chunk
+            if self._chunks:
+                continue  # more arrived while the caller took these
             if self.complete:
                 connection.finished_reading(self)
                 return
-            await self._wait()
+            await self._next()
+            if self._error is not None:
+                raise self._error
 
     def discard(self) -> None:
         """The caller wants no more of this response: the connection is not reused."""
@@ -244,7 +252,7 @@ class UpstreamConnection(asyncio.Protocol):
             response.chunked = False
             return
         response.status = status
-        if self._head_only or status in (204, 304):
+        if self._head_only or status == 204 or status == 304:
             # No body follows, whatever the length fields say (RFC 9112 §6.3, rule 1); a HEAD
             # response's Content-Length is the GET's and is passed on as such.
             response.chunked = False
@@ -254,7 +262,8 @@ class UpstreamConnection(asyncio.Protocol):
             if self._head_only:
                 self.close()
             return
-        response._wake()
+        if response._waiter is not None:
+            response._wake()
 
     def on_body(self, body: bytes) -> None:
         response = self.response
@@ -265,21 +274,26 @@ class UpstreamConnection(asyncio.Protocol):
         if response.buffered > _HIGH_WATER and not self._reading_paused and self.transport:
             self._reading_paused = True
             self.transport.pause_reading()
-        response._wake()
+        if response._waiter is not None:
+            response._wake()
 
     def on_message_complete(self) -> None:
         response = self.response
         if response is not None and response.status and not response.complete:
             # Asked now: llhttp forgets it once the message is complete.
             self._keep_alive = self.parser.should_keep_alive()
-            self._complete(response)
+            response.complete = True  # as _complete, in line
+            self.deadline = None
+            if response._waiter is not None:
+                response._wake()
 
     # --- the exchange -----------------------------------------------------------------------
 
     def _complete(self, response: UpstreamResponse) -> None:
         response.complete = True
         self.deadline = None
-        response._wake()
+        if response._waiter is not None:
+            response._wake()
 
     def _broken(self, error: UpstreamError) -> None:
         response = self.response
@@ -300,8 +314,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_bytes = 0
         self._keep_alive = False
         self.deadline = deadline
-        self.transport.write(head + body if len(body) < 16384 else head)
-        if len(body) >= 16384:
+        if not body:
+            self.transport.write(head)
+        elif len(body) < 16384:
+            self.transport.write(head + body)
+        else:
+            self.transport.write(head)
             self.transport.write(body)
         return response
 
@@ -377,6 +395,8 @@ class UpstreamPool:
         self.port = parts.port or 80
         self.netloc = parts.netloc.rpartition("@")[2].encode("latin-1")
         self.base_path = parts.path.rstrip("/").encode("latin-1")
+        # What follows the request target in every request head sent here.
+        self.after_target = b" HTTP/1.1\r\nhost: " + self.netloc
         self.settings = settings
         self._budget = budget
         self._idle: collections.deque[UpstreamConnection] = collections.deque()
@@ -406,9 +426,10 @@ class UpstreamPool:
         self._counted.add(connection)
         return connection
 
-    def take_idle(self) -> UpstreamConnection | None:
-        """The most recently used idle connection that is fresh enough, if any."""
-        stale = time.monotonic() - self.settings.keepalive_seconds
+    def take_idle(self, now: float) -> UpstreamConnection | None:
+        """The most recently used idle connection that is fresh enough (at `now`, monotonic
+        time), if any."""
+        stale = now - self.settings.keepalive_seconds
         idle = self._idle
         while idle:
             connection = idle.pop()
@@ -461,11 +482,16 @@ async def exchange(
     left, or it was reset while the service was stopped) fails before any response byte; a
     repeatable request (`retry`) is then sent once more, on a new connection.
     """
-    deadline = time.monotonic() + timeout
-    connection = pool.take_idle() or await _connect(pool, deadline)
+    now = time.monotonic()
+    deadline = now + timeout
+    connection = pool.take_idle(now) or await _connect(pool, deadline)
     response = connection.send(head, body, deadline, head_only)
     try:
-        await response.wait_for_head()
+        # wait_for_head, in line: a frame fewer to cross on every resumption.
+        while not response.status:
+            await response._next()
+            if response._error is not None:
+                raise response._error
         return response
     except ConnectionLost as exc:
         if not (retry and connection.reused and exc.before_response):

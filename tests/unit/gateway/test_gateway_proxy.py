@@ -69,7 +69,9 @@ def test_unknown_path_outside_the_api_is_the_apps_404_json(gateway: httpx.Client
     assert response.json()["detail"] == "Not Found"
 
 
-@pytest.mark.parametrize("path", ["/api/v1/products/../orders", "/api/v1/products/./x"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/products/../orders", "/api/v1/products/./x", "/api/v1/products/%2e%2e/orders"]
+)
 def test_dot_segments_cannot_borrow_a_public_prefix(gateway: httpx.Client, path: str) -> None:
     # http.client sends the path as written; httpx would normalise it before sending.
     connection = http.client.HTTPConnection(gateway.base_url.host, gateway.base_url.port)

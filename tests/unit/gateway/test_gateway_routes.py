@@ -49,7 +49,7 @@ def test_decisions_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch
 
     for n in range(10):
         table.decide("GET", f"/api/v1/orders/{n}")
-    assert len(table._decisions) <= 3
+    assert len(table.decisions) <= 3
 
     long = "/api/v1/orders/" + "x" * routes._DECIDED_PATH_MAX
     table.decide("GET", long)
