@@ -251,9 +251,14 @@ def run(quick: bool = False) -> Report:
         for url, headers, _ in targets.values():  # warm every path and pool
             wrk(url, TARGET_CONNECTIONS, 1, headers)
         runs: dict[tuple[str, int], list[Run]] = {}
-        for _ in range(rounds):
+        names = list(targets)
+        for round_ in range(rounds):
+            # Each round starts one target later: a target always measured right after
+            # another one, or first, would carry whatever that position costs in every round.
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for connections in concurrencies:
-                for name, (url, headers, middle) in targets.items():
+                for name in order:
+                    url, headers, middle = targets[name]
                     middle_pid = processes[middle].pid if middle else None
                     load = os.getloadavg()[0]
                     before = cpu_seconds(middle_pid), cpu_seconds(processes["upstream"].pid)
@@ -286,7 +291,13 @@ def run(quick: bool = False) -> Report:
         "the CPU columns and the in-process table do not depend on it, req/s does"
     )
     in_process = _in_process(quick)
-    return _report(best, list(targets), concurrencies, seconds, rounds, notes, in_process)
+    rounds_of = {
+        f"{name} @ {connections}": [round(r.rps) for r in found]
+        for (name, connections), found in runs.items()
+    }
+    return _report(
+        best, list(targets), concurrencies, seconds, rounds, notes, in_process, rounds_of
+    )
 
 
 def _in_process(quick: bool) -> dict[str, Any]:
@@ -308,7 +319,10 @@ def _report(
     rounds: int,
     notes: list[str],
     in_process: dict[str, Any],
+    rounds_of: dict[str, list[int]],
 ) -> Report:
+    """`rounds_of`: every round's req/s, by target and concurrency (the spread says how far
+    one round's figure can be trusted)."""
     direct = best[("direct", TARGET_CONNECTIONS)]
     rows = []
     for name in targets:
@@ -386,6 +400,7 @@ def _report(
         notes=[verdict, *notes],
         data={
             "runs": [asdict(r) | {"rps": r.rps} for r in best.values()],
+            "rounds": rounds_of,
             "ratio": ratio,
             "in_process": in_process,
         },
