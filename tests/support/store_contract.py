@@ -28,6 +28,7 @@ from microshop.orders.domain import (
     request_fingerprint,
 )
 from microshop.orders.store import OrderStore
+from microshop.orders.store.base import Settlement
 from microshop.platform.bus import OutgoingMessage
 from microshop.platform.errors import Conflict
 
@@ -55,13 +56,17 @@ def place(
     )
 
 
-def outcome(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> str:
+def settle(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> Settlement:
     return store.orders.apply_payment_outcome(
         order_id=event.order_id,
         event_id=event.event_id,
         event_type=event.type,
         failure_code=event.failure_code if isinstance(event, PaymentFailed) else None,
     )
+
+
+def outcome(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> str:
+    return settle(store, event).outcome
 
 
 def paid(order: dict[str, Any]) -> PaymentSucceeded:
@@ -156,15 +161,18 @@ class StoreContract:
         failed = PaymentFailed(
             **{**paid(order).model_dump(exclude={"event_id", "type"}), "failure_code": "expired"}
         )
-        assert outcome(store, failed) == "applied"
+        settlement = settle(store, failed)
+        assert settlement.outcome == "applied"
+        # The settling write read when the order was placed (for the placed → settled metric).
+        placed = settlement.placed_at
+        assert placed is not None and abs(placed - order["created_at"]) < timedelta(milliseconds=1)
+        assert placed.tzinfo is not None
         settled = store.orders.get("alice", order["id"])
         assert settled is not None
         assert (settled["status"], settled["failure_code"]) == ("PAYMENT_FAILED", "expired")
         with pytest.raises(LookupError):
             outcome(store, paid({**order, "id": str(uuid.uuid4())}))
-        placed = store.orders.placed_at(order["id"])
-        assert placed is not None and abs(placed - order["created_at"]) < timedelta(milliseconds=1)
-        assert store.orders.placed_at(str(uuid.uuid4())) is None
+        assert settle(store, failed) == ("duplicate", None)
 
     def test_pending_orders_older_than_a_cutoff_oldest_first(self, store: OrderStore) -> None:
         old = [place(store)[0] for _ in range(3)]

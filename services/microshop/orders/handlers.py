@@ -56,13 +56,13 @@ class PaymentOutcomeHandler:
 
     def __call__(self, event: PaymentSucceeded | PaymentFailed, headers: dict[str, str]) -> None:
         failure_code = event.failure_code if isinstance(event, PaymentFailed) else None
-        outcome = self.orders.apply_payment_outcome(
+        settlement = self.orders.apply_payment_outcome(
             order_id=event.order_id,
             event_id=event.event_id,
             event_type=event.type,
             failure_code=failure_code,
         )
-        if outcome == "applied":
+        if settlement.outcome == "applied":
             status = next_status(OrderStatus.PENDING, event.type)
             # A PAID order now waits for its notification (at most this long), a failed one
             # for nothing. Not in the settling write: a crash between them leaves a PENDING
@@ -70,9 +70,11 @@ class PaymentOutcomeHandler:
             paid = status is OrderStatus.PAID
             self.redrives.settled(event.order_id, paid, self.redrive_after_seconds)
             if self.settled is not None:
-                self.settled.observe(status.value, self.orders.placed_at(event.order_id))
+                self.settled.observe(status.value, settlement.placed_at)
         log.info(
-            "payment outcome %s", outcome, extra={"order_id": event.order_id, "event": event.type}
+            "payment outcome %s",
+            settlement.outcome,
+            extra={"order_id": event.order_id, "event": event.type},
         )
 
 

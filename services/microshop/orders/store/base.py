@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from microshop.events import Event, OrderCreated
 from microshop.orders.domain import OrderStatus, PricedOrder, Product
@@ -32,6 +32,14 @@ class Catalog(Protocol):
 
     def products(self) -> dict[str, Product]:
         """Every product by sku, in sku order."""
+
+
+class Settlement(NamedTuple):
+    """What settling an order did: 'applied', 'duplicate' or 'ignored'; for an applied one,
+    when the order was placed (for the placed → settled histogram)."""
+
+    outcome: str
+    placed_at: datetime | None = None
 
 
 class Orders(Protocol):
@@ -60,12 +68,11 @@ class Orders(Protocol):
 
     def apply_payment_outcome(
         self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
-    ) -> str:
-        """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored'.
+    ) -> Settlement:
+        """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored', and,
+        once applied, when the order was placed (read by the settling write itself).
 
         Raises LookupError when the order does not exist (yet)."""
-
-    def placed_at(self, order_id: str) -> datetime | None: ...
 
     def pending_older_than(self, cutoff: datetime, limit: int) -> list[dict[str, Any]]:
         """Up to `limit` orders still PENDING that were placed before `cutoff`, oldest first."""

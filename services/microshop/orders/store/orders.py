@@ -11,7 +11,7 @@ import pymongo
 from microshop.orders.domain import InvalidTransition, OrderStatus, PricedOrder, next_status
 from microshop.orders.store import inbox
 from microshop.orders.store.backend import DUPLICATE_KEY, DocumentBackend
-from microshop.orders.store.base import new_order, replayed
+from microshop.orders.store.base import Settlement, new_order, replayed
 from microshop.orders.store.outbox import OUTBOX, DocumentOutbox, outbox_entry, pending
 from microshop.platform import clock
 from microshop.platform.clock import as_utc
@@ -86,14 +86,15 @@ class DocumentOrders:
 
     def apply_payment_outcome(
         self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
-    ) -> str:
+    ) -> Settlement:
         try:
             target = next_status(OrderStatus.PENDING, event_type)
         except InvalidTransition:
-            return "ignored"
+            return Settlement("ignored")
         now = clock.now()
         with self.backend.lock:
-            result = self.backend.orders.update_one(
+            # One round trip settles the order and reads when it was placed.
+            before = self.backend.orders.find_one_and_update(
                 {
                     "id": order_id,
                     "status": OrderStatus.PENDING.value,
@@ -108,20 +109,16 @@ class DocumentOrders:
                     },
                     **inbox.record(event_id),
                 },
+                projection={"created_at": 1},
             )
-            if result.modified_count:
-                return "applied"
+            if before is not None:
+                return Settlement("applied", as_utc(before["created_at"]))
             order = self.backend.orders.find_one({"id": order_id})
         if order is None:
             raise LookupError(f"order {order_id} does not exist (yet)")
         if inbox.has_processed(order, event_id):
-            return "duplicate"
-        return "ignored"  # already settled by another outcome: nothing to change
-
-    def placed_at(self, order_id: str) -> datetime | None:
-        with self.backend.lock:
-            order = self.backend.orders.find_one({"id": order_id}, {"created_at": 1})
-        return as_utc(order["created_at"]) if order else None
+            return Settlement("duplicate")
+        return Settlement("ignored")  # already settled by another outcome: nothing to change
 
     def pending_older_than(self, cutoff: datetime, limit: int) -> list[dict[str, Any]]:
         with self.backend.lock:

@@ -36,6 +36,7 @@ from microshop.orders.store.base import (
     OUTBOX_LEASE_SECONDS,
     Claim,
     LeasedOutbox,
+    Settlement,
     new_order,
     replayed,
 )
@@ -353,15 +354,15 @@ class SqliteOrders:
 
     def apply_payment_outcome(
         self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
-    ) -> str:
+    ) -> Settlement:
         try:
             target = next_status(OrderStatus.PENDING, event_type)
         except InvalidTransition:
-            return "ignored"
+            return Settlement("ignored")
         now = to_micros(clock.now())
         with self.backend.write() as connection:
             found = connection.execute(
-                "SELECT status FROM orders WHERE id = ?", (order_id,)
+                "SELECT status, created_at FROM orders WHERE id = ?", (order_id,)
             ).fetchone()
             if found is None:
                 raise LookupError(f"order {order_id} does not exist (yet)")
@@ -369,9 +370,9 @@ class SqliteOrders:
                 "SELECT 1 FROM processed_events WHERE order_id = ? AND event_id = ?",
                 (order_id, event_id),
             ).fetchone():
-                return "duplicate"
+                return Settlement("duplicate")
             if found["status"] != OrderStatus.PENDING.value:
-                return "ignored"  # already settled by another outcome: nothing to change
+                return Settlement("ignored")  # already settled by another outcome
             connection.execute(
                 "UPDATE orders SET status = ?, failure_code = ?, updated_at = ?, settled_at = ?"
                 " WHERE id = ?",
@@ -381,15 +382,7 @@ class SqliteOrders:
                 "INSERT INTO processed_events (order_id, event_id) VALUES (?, ?)",
                 (order_id, event_id),
             )
-        return "applied"
-
-    def placed_at(self, order_id: str) -> datetime | None:
-        row = (
-            self.backend.connection()
-            .execute("SELECT created_at FROM orders WHERE id = ?", (order_id,))
-            .fetchone()
-        )
-        return from_micros(row[0]) if row else None
+        return Settlement("applied", from_micros(found["created_at"]))
 
     def pending_older_than(self, cutoff: datetime, limit: int) -> list[dict[str, Any]]:
         rows = (
