@@ -16,8 +16,11 @@ from pathlib import Path
 import pika
 import psycopg
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from microshop.platform import db
 from microshop.platform.auth import generate_key_pair
+from tests.support.outbox_schema import PlatformTestBase
 from tests.support.servers import (
     PrivatePostgres,
     RabbitNode,
@@ -147,6 +150,16 @@ def bus_database(postgres: dict[str, str]) -> Iterator[str]:
         base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
         yield f"{base}/{name}"
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sessions(bus_database: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on a fresh PostgreSQL database holding the platform's test schema (an outbox,
+    an inbox and the effects a consumer writes: tests/support/outbox_schema.py)."""
+    engine = db.make_engine(bus_database)
+    PlatformTestBase.metadata.create_all(engine)
+    yield db.make_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")

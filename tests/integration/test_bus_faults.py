@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pika
 import pytest
@@ -20,13 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from microshop.events import EXCHANGE, parse_event
-from microshop.platform import db
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, RetryPolicy, Unroutable
 from microshop.platform.bus.rabbit import RabbitBus, dead_letter_queue_name, retry_queue_name
 from microshop.platform.outbox import OutboxRelay, SqlInbox, SqlOutbox
 from microshop.platform.retry import Backoff
 from tests.support.events import order_created
-from tests.support.outbox_schema import Effect, Inbox, Outbox, PlatformTestBase
+from tests.support.outbox_schema import Effect, Inbox, Outbox
 from tests.support.polling import wait_until
 from tests.support.servers import RabbitNode
 
@@ -41,14 +40,6 @@ def queue_depths(url: str, *queues: str) -> dict[str, int]:
         return {q: channel.queue_declare(q, passive=True).method.message_count for q in queues}
     finally:
         connection.close()
-
-
-@pytest.fixture
-def sessions(bus_database: str) -> Iterator[sessionmaker[Session]]:
-    engine = db.make_engine(bus_database)
-    PlatformTestBase.metadata.create_all(engine)
-    yield db.make_session_factory(engine)
-    engine.dispose()
 
 
 def test_a_poison_message_goes_through_each_retry_queue_then_to_the_dead_letter_queue(

@@ -4,26 +4,15 @@ nothing (the SQLite case is in tests/unit/platform/test_outbox.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from microshop.platform import db
 from microshop.platform.outbox import SqlInbox
-from tests.support.outbox_schema import Effect, Inbox, PlatformTestBase
+from tests.support.outbox_schema import Effect, Inbox
 from tests.unit.platform.test_outbox import record, twin_waits_for_the_first
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sessions(bus_database: str) -> Iterator[sessionmaker[Session]]:
-    engine = db.make_engine(bus_database)
-    PlatformTestBase.metadata.create_all(engine)
-    yield db.make_session_factory(engine)
-    engine.dispose()
 
 
 def effects(sessions: sessionmaker[Session]) -> list[str]:
