@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BUDGET_SECONDS = 600  # issue 14: make bench end to end in under 10 minutes
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ def machine() -> str:
     )
 
 
+def load() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
@@ -59,22 +64,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# make bench\n\n{machine()}\n", flush=True)
     started = time.monotonic()
     failed = []
+    spent: list[tuple[str, float, str, str]] = []  # name, seconds, load at start, at end
     for benchmark in chosen:
-        began = time.monotonic()
+        began, load_before = time.monotonic(), load()
         print(f"running {benchmark.name}: {benchmark.what} ...", flush=True)
         try:
             report = importlib.import_module(benchmark.module).run(quick=args.quick)
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             print(f"{benchmark.name} failed: {type(exc).__name__}: {exc}", flush=True)
             failed.append(benchmark.name)
+            spent.append(
+                (benchmark.name + " (failed)", time.monotonic() - began, load_before, load())
+            )
             continue
+        seconds = time.monotonic() - began
+        spent.append((benchmark.name, seconds, load_before, load()))
         report.data.setdefault("machine", machine())
-        report.data["seconds"] = round(time.monotonic() - began, 1)
+        report.data["seconds"] = round(seconds, 1)
+        report.data["load_average"] = {"start": load_before, "end": spent[-1][3]}
         print("\n" + report.render() + "\n", flush=True)
         for path in report.save(RESULTS):
             print(f"wrote {path.relative_to(RESULTS.parent.parent)}")
     elapsed = time.monotonic() - started
-    print(f"\n{len(chosen) - len(failed)} of {len(chosen)} benchmarks in {elapsed:.0f} s")
+    print("\n| benchmark | seconds | load average at start | at end |\n|---|---:|---|---|")
+    for name, seconds, before, after in spent:
+        print(f"| {name} | {seconds:.0f} | {before} | {after} |")
+    print(
+        f"\n{len(chosen) - len(failed)} of {len(chosen)} benchmarks in {elapsed:.0f} s"
+        f" (budget {BUDGET_SECONDS} s{', quick' if args.quick else ''}:"
+        f" {'within' if elapsed < BUDGET_SECONDS else 'OVER'})"
+    )
     return 1 if failed else 0
 
 
