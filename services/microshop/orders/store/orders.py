@@ -93,8 +93,10 @@ class DocumentOrders:
             return Settlement("ignored")
         now = clock.now()
         with self.backend.lock:
-            # One round trip settles the order and reads when it was placed.
-            before = self.backend.orders.find_one_and_update(
+            # update_one, then a look-up by id for when it was placed: SecantusDB runs a
+            # findAndModify as a collection scan whatever its filter (198 ms at 10,000 orders
+            # against 5.3 ms for this update and 2 ms for the indexed find_one).
+            result = self.backend.orders.update_one(
                 {
                     "id": order_id,
                     "status": OrderStatus.PENDING.value,
@@ -109,10 +111,10 @@ class DocumentOrders:
                     },
                     **inbox.record(event_id),
                 },
-                projection={"created_at": 1},
             )
-            if before is not None:
-                return Settlement("applied", as_utc(before["created_at"]))
+            if result.modified_count:
+                placed = self.backend.orders.find_one({"id": order_id}, {"created_at": 1})
+                return Settlement("applied", as_utc(placed["created_at"]) if placed else None)
             order = self.backend.orders.find_one({"id": order_id})
         if order is None:
             raise LookupError(f"order {order_id} does not exist (yet)")
