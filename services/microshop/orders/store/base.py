@@ -70,7 +70,7 @@ class Orders(Protocol):
         self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
     ) -> Settlement:
         """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored', and,
-        once applied, when the order was placed (read by the settling write itself).
+        once applied, when the order was placed (for the placed → settled histogram).
 
         Raises LookupError when the order does not exist (yet)."""
 
