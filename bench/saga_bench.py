@@ -310,11 +310,11 @@ asyncio.run(StandaloneShop(Path(sys.argv[1]), ports).serve_forever())
 def standalone_shop(workdir: Path):
     """`make run`'s shop (StandaloneShop, as `python -m microshop standalone` starts it) on free
     ports; its time from exec to the gateway's /readyz answering 200."""
-    from microshop.standalone import _free_port
+    from microshop.standalone import free_ports
 
     data = workdir / "data"
     keys = load_or_create_key_pair(data / "keys")
-    ports = [_free_port() for _ in range(10)]
+    ports = free_ports(10)
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-c", STANDALONE, str(data), *map(str, ports)],

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,23 +53,18 @@ from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
 from microshop.orders.store.backend import DocumentBackend
 from microshop.orders.store.sqlite import SqliteBackend
+from microshop.standalone import free_ports
 
 ORDERS_PER_USER = 20
 STANDALONE_SCHEME = "sqlite"  # what OrdersSettings' default URL and the standalone mode use
 CLIENT_OPTIONS = OrdersSettings().mongo_client_options()  # the service's own client settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def wire_server() -> Iterator[str]:
     """A SecantusDB server on a free port in a temporary directory; its mongodb:// URL."""
     workdir = Path(tempfile.mkdtemp(prefix="store-bench-"))
-    port = _free_port()
+    port = free_ports(1)[0]
     program = Path(sys.executable).parent / "secantusd-py"
     process = subprocess.Popen(
         [str(program), "--host", "127.0.0.1", "--port", str(port), "--storage-path",

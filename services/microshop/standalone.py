@@ -4,6 +4,7 @@ document store and the in-process bus. The gateway forwards to the others over r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -43,9 +44,10 @@ class Ports(dict[str, int]):
 
     @classmethod
     def free(cls) -> Ports:
+        ports = iter(free_ports(2 * len(SERVICES)))
         return cls(
-            {service.name: _free_port() for service in SERVICES},
-            {service.name: _free_port() for service in SERVICES},
+            {service.name: next(ports) for service in SERVICES},
+            {service.name: next(ports) for service in SERVICES},
         )
 
     @property
@@ -53,10 +55,14 @@ class Ports(dict[str, int]):
         return self[GATEWAY.name]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free now: all bound at once, so the kernel cannot hand out one of
+    them twice (ports asked for one by one, each released before the next, can repeat)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
 
 
 def build_apps(data_dir: Path, ports: Ports, host: str = "127.0.0.1") -> dict[str, FastAPI]:

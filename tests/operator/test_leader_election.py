@@ -26,6 +26,7 @@ from test_operator import CRD, all_applied, apply_shop, live, shop_manifest
 
 from microshop_operator.builders import build_children
 from tests.support.polling import wait_until
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.operator
 
@@ -44,7 +45,7 @@ class Replica:
     def __init__(self, api: RunningApi, log: Path, index: int) -> None:
         self.index = index
         self.log_path = log
-        self.liveness = f"http://127.0.0.1:{_free_port()}/healthz"
+        self.liveness = f"http://127.0.0.1:{free_port()}/healthz"
         env = {
             **os.environ,
             # The chart's ServiceAccount: the emulator holds it to the chart's RBAC.
@@ -109,15 +110,6 @@ class Replica:
 
     def said(self, text: str) -> bool:
         return any(text in str(r.get("message")) for r in self.records())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def peers(api: RunningApi) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ from apiserver import KUBECTL, RunningApi
 
 from microshop_operator.builders import build_children, build_generated_secrets
 from tests.support.polling import wait_until
+from tests.support.servers import free_port, free_ports
 
 pytestmark = pytest.mark.operator
 
@@ -114,12 +115,7 @@ class Operator:
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port()
 
 
 @contextlib.contextmanager
@@ -128,9 +124,7 @@ def running_operator(
 ) -> Iterator[Operator]:
     """The CRD applied and the operator started and alive; stopped (log printed) at exit."""
     api.kubectl("apply", "--validate=false", "-f", str(CRD))
-    running = Operator(
-        api, directory / "kopf.log", _free_port(), _free_port(), reconcile_interval_seconds
-    )
+    running = Operator(api, directory / "kopf.log", *free_ports(2), reconcile_interval_seconds)
 
     def alive() -> bool:
         try:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from microshop.platform.auth import KeyPair
-from tests.support.servers import free_port
+from microshop.standalone import free_ports
 
 SQL_SERVICES = ("users", "payments", "notifications")
 BACKENDS = ("users", "orders", "payments", "notifications")
@@ -123,7 +123,10 @@ def build_shop(
     extra_env: Mapping[str, str] | None = None,
 ) -> Shop:
     """Five services (not started) on the given databases (one URL per backend) and bus."""
-    ports = {name: free_port() for name in BACKENDS}
+    # Every port of the shop at once: asked for one by one, the kernel can repeat one (a
+    # metrics port was once another service's public port).
+    free = iter(free_ports(2 * len(BACKENDS) + 2))
+    ports = {name: next(free) for name in BACKENDS}
     base_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MICROSHOP_")},
         "MICROSHOP_JWT_PUBLIC_KEY": keys.public_pem,
@@ -146,20 +149,20 @@ def build_shop(
                 **base_env,
                 **envs[name],
                 "MICROSHOP_PORT": str(port),
-                "MICROSHOP_METRICS_PORT": str(free_port()),
+                "MICROSHOP_METRICS_PORT": str(next(free)),
             },
             workdir / f"{name}.log",
         )
         for name, port in ports.items()
     }
-    gateway_port = free_port()
+    gateway_port = next(free)
     services["gateway"] = Service(
         "gateway",
         gateway_port,
         {
             **base_env,
             "MICROSHOP_PORT": str(gateway_port),
-            "MICROSHOP_METRICS_PORT": str(free_port()),
+            "MICROSHOP_METRICS_PORT": str(next(free)),
             **{f"MICROSHOP_{n.upper()}_URL": services[n].url for n in ports},
         },
         workdir / "gateway.log",

@@ -85,3 +85,15 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
     order = asyncio.run(second_life(order_id))
     assert order["id"] == order_id
     assert order["status"] == "PAID"
+
+
+def test_free_ports_are_distinct_and_each_can_be_bound() -> None:
+    import socket
+
+    from microshop.standalone import free_ports
+
+    ports = free_ports(40)
+    assert len(set(ports)) == 40
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
