@@ -17,7 +17,6 @@ from microshop.gateway.openapi import install_public_openapi
 from microshop.gateway.routes import RouteTable
 from microshop.gateway.settings import GatewaySettings
 from microshop.gateway.storefront import mount_storefront
-from microshop.gateway.tokens import VerifiedTokens
 from microshop.gateway.upstream import PoolSettings, UpstreamError, Upstreams
 from microshop.platform.auth import TokenVerifier
 from microshop.platform.runtime import token_verifier
@@ -111,7 +110,7 @@ def create_app(settings: GatewaySettings, verifier: TokenVerifier | None = None)
     app.state.forwarder = Forwarder(
         RouteTable(),
         upstreams,
-        VerifiedTokens(verifier),
+        verifier,
         telemetry,
         settings.upstream_timeout_seconds,
     )

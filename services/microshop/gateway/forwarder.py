@@ -13,7 +13,6 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from microshop.gateway.routes import NOT_FOUND, PUBLIC, TOKEN_NEEDED, Route, RouteTable
 from microshop.gateway.server import Header, Request, Responder, json_error
-from microshop.gateway.tokens import VerifiedTokens
 from microshop.gateway.upstream import (
     CannotConnect,
     UpstreamError,
@@ -23,7 +22,7 @@ from microshop.gateway.upstream import (
     UpstreamTimeout,
     exchange,
 )
-from microshop.platform.auth import InvalidToken
+from microshop.platform.auth import InvalidToken, TokenVerifier
 from microshop.platform.context import (
     accept_or_make_request_id,
     new_request_id,
@@ -196,7 +195,7 @@ class Forwarder:
         self,
         routes: RouteTable,
         upstreams: Upstreams,
-        tokens: VerifiedTokens,
+        tokens: TokenVerifier,
         telemetry: ServiceTelemetry,
         upstream_timeout_seconds: float,
     ) -> None:
@@ -254,7 +253,7 @@ class Forwarder:
             return 404
         if verdict == TOKEN_NEEDED:
             try:
-                self.tokens.check(outgoing.authorization)
+                self.tokens.verify_header(outgoing.authorization)
             except InvalidToken as exc:
                 headers, body = json_error(
                     401, f"invalid or missing access token: {exc}", request_id

@@ -106,7 +106,8 @@ class TokenVerifier:
         self._key = serialization.load_pem_public_key(public_pem.encode())
         self.leeway_seconds = leeway_seconds
         self._remembered = remembered
-        self._verified: dict[str, tuple[Principal, float]] = {}  # header -> (whom, exp)
+        # header value (str, or bytes as the gateway read it) -> (whom, exp)
+        self._verified: dict[str | bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
@@ -131,8 +132,11 @@ class TokenVerifier:
     def _principal(claims: dict[str, Any]) -> Principal:
         return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")))
 
-    def verify_header(self, authorization: str | None) -> Principal:
-        """Verify an `Authorization: Bearer <token>` header value (once per header and `exp`)."""
+    def verify_header(self, authorization: str | bytes | None) -> Principal:
+        """Verify an `Authorization: Bearer <token>` header value (once per header and `exp`).
+
+        The value is remembered as it is given: the gateway passes the bytes as they arrived,
+        so a header it has seen is found without decoding or hashing it as text."""
         if not authorization:
             raise InvalidToken("missing bearer token")
         known = self._verified.get(authorization)
@@ -140,7 +144,10 @@ class TokenVerifier:
             if time.time() < known[1]:
                 return known[0]
             self._verified.pop(authorization, None)
-        scheme, _, token = authorization.partition(" ")
+        text = (
+            authorization.decode("latin-1") if isinstance(authorization, bytes) else authorization
+        )
+        scheme, _, token = text.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("expected 'Authorization: Bearer <token>'")
         claims = self._claims(token.strip())
