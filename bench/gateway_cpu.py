@@ -53,36 +53,35 @@ CONNECTIONS = 8
 TARGETS = ("direct", "token", "public")
 
 
-class _Upstream(asyncio.Protocol):
-    """Answers every request with the same bytes (what it costs is the same in every target)."""
+class _Parsed(asyncio.Protocol):
+    """A connection whose bytes go to an httptools parser calling back on this object."""
 
-    def __init__(self) -> None:
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: Any = None
+    parser: Any
+    transport: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)
+
+
+class _Upstream(_Parsed):
+    """Answers every request with the same bytes (what it costs is the same in every target)."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpRequestParser(self)
 
     def on_message_complete(self) -> None:
         self.transport.write(UPSTREAM_ANSWER)
 
 
-class _Client(asyncio.Protocol):
+class _Client(_Parsed):
     """One keep-alive connection sending `request` again as soon as each answer is complete."""
 
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.parser = httptools.HttpResponseParser(self)
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
 
     def on_message_complete(self) -> None:
         run = self.run

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Figure, Report, Table
+from microshop.standalone import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "operator"))  # the emulator and its HTTPS front
@@ -179,13 +179,6 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def operator_user() -> str:
     from tools.manifests import RELEASE_NAMESPACE
 
@@ -197,7 +190,7 @@ def operator_user() -> str:
 
 def measure_operator(directory: Path, shops: int, steady: float) -> Run:
     with cluster(directory, shops) as api:
-        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        liveness = f"http://127.0.0.1:{free_ports(1)[0]}/healthz"
         env = {**os.environ, "KUBECONFIG": str(api.operator_kubeconfig)}
         log = (directory / "kopf.log").open("w")
         process = subprocess.Popen(
