@@ -128,7 +128,11 @@ def settle(store: OrderStore, order: dict[str, Any]) -> None:
         currency=order["currency"],
     )
     store.orders.apply_payment_outcome(
-        order_id=order["id"], event_id=event.event_id, event_type=event.type, failure_code=None
+        order_id=order["id"],
+        event_id=event.event_id,
+        event_type=event.type,
+        failure_code=None,
+        redrive_after_seconds=60.0,
     )
 
 

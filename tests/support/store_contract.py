@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -56,12 +56,15 @@ def place(
     )
 
 
-def settle(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> Settlement:
+def settle(
+    store: OrderStore, event: PaymentSucceeded | PaymentFailed, redrive_after: float = 60.0
+) -> Settlement:
     return store.orders.apply_payment_outcome(
         order_id=event.order_id,
         event_id=event.event_id,
         event_type=event.type,
         failure_code=event.failure_code if isinstance(event, PaymentFailed) else None,
+        redrive_after_seconds=redrive_after,
     )
 
 
@@ -154,6 +157,24 @@ class StoreContract:
         assert (settled["status"], settled["failure_code"]) == ("PAID", None)
         assert settled["updated_at"] >= settled["created_at"]
 
+    def test_settling_a_paid_order_starts_its_wait_for_the_notification(
+        self, store: OrderStore
+    ) -> None:
+        waiting, failed, notified_first, pending = (place(store)[0] for _ in range(4))
+        store.redrives.mark_notified(notified_first["id"])  # its outcome redelivered late
+        for order in (waiting, notified_first):
+            assert settle(store, paid(order), redrive_after=0.0).outcome == "applied"
+        declined = PaymentFailed(**paid(failed).model_dump(exclude={"type"}), failure_code="x")
+        assert settle(store, declined, redrive_after=0.0).outcome == "applied"
+        time.sleep(0.01)  # past the paid one's due time
+
+        # Only the paid order still waiting for its notification is due: the settling write
+        # gave it its due time; a failed or already notified one is finished, and a pending
+        # one first seen now waits its full period.
+        assert store.redrives.sweep(60.0) == [(waiting["id"], "notification_missing")]
+        assert store.redrives.sweep(60.0) == []  # driven again: due a period from now
+        assert store.orders.get("alice", pending["id"])["status"] == "PENDING"  # type: ignore[index]
+
     def test_a_failed_payment_keeps_its_code_and_an_unknown_order_is_a_lookup_error(
         self, store: OrderStore
     ) -> None:
@@ -173,17 +194,6 @@ class StoreContract:
         with pytest.raises(LookupError):
             outcome(store, paid({**order, "id": str(uuid.uuid4())}))
         assert settle(store, failed) == ("duplicate", None)
-
-    def test_pending_orders_older_than_a_cutoff_oldest_first(self, store: OrderStore) -> None:
-        old = [place(store)[0] for _ in range(3)]
-        time.sleep(0.01)
-        cutoff = datetime.now(UTC)
-        time.sleep(0.01)
-        place(store)  # too young
-        outcome(store, paid(old[1]))  # no longer pending
-        found = store.orders.pending_older_than(cutoff, 10)
-        assert [o["id"] for o in found] == [old[0]["id"], old[2]["id"]]
-        assert [o["id"] for o in store.orders.pending_older_than(cutoff, 1)] == [old[0]["id"]]
 
     def test_the_relay_sends_each_orders_event_once_with_its_headers(
         self, store: OrderStore
@@ -242,9 +252,53 @@ class StoreContract:
         assert other.outbox.relay_batch(lambda ms: delivered.extend(m.message_id for m in ms)) == 2
         assert all(uuid.UUID(d) for d in delivered)  # event ids
 
-    def test_two_relays_side_by_side_send_every_event_exactly_once(
+    def test_a_new_orders_event_goes_to_its_own_replicas_relay_with_no_claim(
         self, store: OrderStore, twin: Callable[[], OrderStore]
     ) -> None:
+        order, _ = place(store)
+        other = twin()
+        assert other.outbox.relay_batch(lambda ms: None) == 0  # leased to the placing replica
+        sent: list[OutgoingMessage] = []
+        assert store.outbox.relay_batch(sent.extend) == 1
+        assert parse_event(sent[0].body).order_id == order["id"]  # type: ignore[union-attr]
+        assert store.outbox.backlog() == (0, 0.0)  # cleared from the store as well
+        assert relay_all(store) == [] and relay_all(other) == []
+
+    def test_an_event_its_replica_died_holding_is_taken_over_after_the_lease(
+        self, store: OrderStore, twin: Callable[[], OrderStore], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        place(store)  # and the replica dies before its relay runs
+        other = twin()
+        assert other.outbox.relay_batch(lambda ms: None) == 0
+        later = time.time() + 31
+        monkeypatch.setattr(time, "time", lambda: later)
+        assert len(relay_all(other)) == 1
+
+    def test_past_the_hand_over_limit_new_events_wait_in_the_store_for_any_relay(
+        self, store: OrderStore, twin: Callable[[], OrderStore], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from microshop.orders.store import base
+
+        monkeypatch.setattr(base, "HANDOVER_LIMIT", 2)
+        placed = [place(store)[0]["id"] for _ in range(3)]
+        other = twin()
+        taken = relay_all(other)  # the third, which this replica's relay was not handed
+        assert [parse_event(m.body).order_id for m in taken] == placed[2:]  # type: ignore[union-attr]
+        mine = relay_all(store)
+        assert [parse_event(m.body).order_id for m in mine] == placed[:2]  # type: ignore[union-attr]
+
+    @pytest.mark.parametrize("handed_over", [True, False], ids=["handed-over", "in-the-store"])
+    def test_two_relays_side_by_side_send_every_event_exactly_once(
+        self,
+        store: OrderStore,
+        twin: Callable[[], OrderStore],
+        monkeypatch: pytest.MonkeyPatch,
+        handed_over: bool,
+    ) -> None:
+        from microshop.orders.store import base
+
+        if not handed_over:  # every event waits in the store: both relays claim from it
+            monkeypatch.setattr(base, "HANDOVER_LIMIT", 0)
         for _ in range(40):
             place(store)
         sent: Counter[str] = Counter()
@@ -258,8 +312,6 @@ class StoreContract:
         def relay(outbox: Any) -> None:
             while outbox.relay_batch(slow_publish):
                 pass
-
-        from microshop.orders.store import base
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(base, "RELAY_BATCH", 7)  # several batches each, interleaved

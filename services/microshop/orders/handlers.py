@@ -50,7 +50,7 @@ class PaymentOutcomeHandler:
         settled: SettledOrders | None = None,
         redrive_after_seconds: float = 60.0,
     ) -> None:
-        self.orders, self.redrives = store.orders, store.redrives
+        self.orders = store.orders
         self.settled = settled
         self.redrive_after_seconds = redrive_after_seconds
 
@@ -61,16 +61,13 @@ class PaymentOutcomeHandler:
             event_id=event.event_id,
             event_type=event.type,
             failure_code=failure_code,
-        )
-        if settlement.outcome == "applied":
-            status = next_status(OrderStatus.PENDING, event.type)
             # A PAID order now waits for its notification (at most this long), a failed one
-            # for nothing. Not in the settling write: a crash between them leaves a PENDING
-            # order's due time, which the sweeper honours all the same.
-            paid = status is OrderStatus.PAID
-            self.redrives.settled(event.order_id, paid, self.redrive_after_seconds)
-            if self.settled is not None:
-                self.settled.observe(status.value, settlement.placed_at)
+            # for nothing: in the settling write itself.
+            redrive_after_seconds=self.redrive_after_seconds,
+        )
+        if settlement.outcome == "applied" and self.settled is not None:
+            status = next_status(OrderStatus.PENDING, event.type)
+            self.settled.observe(status.value, settlement.placed_at)
         log.info(
             "payment outcome %s",
             settlement.outcome,

@@ -288,7 +288,7 @@ def test_a_bad_token_is_a_401_with_a_plain_reason(
     assert response.json()["detail"] == f"invalid or missing access token: {detail}"
 
 
-def test_indexes_are_made_at_start_with_a_unique_user_and_key(keys: KeyPair) -> None:
+def test_indexes_are_made_at_start_and_only_those_the_queries_read(keys: KeyPair) -> None:
     settings = OrdersSettings(
         database_url="mongomock://",
         bus_url=f"memory://indexes-{uuid.uuid4().hex}",
@@ -296,11 +296,30 @@ def test_indexes_are_made_at_start_with_a_unique_user_and_key(keys: KeyPair) -> 
     )
     with TestClient(create_app(settings)) as client:
         indexes = client.app.state.runtime.store.backend.orders.index_information()  # type: ignore[attr-defined]
-    unique = {
-        tuple(key for key, _ in spec["key"]) for spec in indexes.values() if spec.get("unique")
+    made = {
+        tuple(key for key, _ in spec["key"]): spec.get("unique", False) for spec in indexes.values()
     }
-    assert ("user_id", "idempotency_key") in unique
-    assert ("id",) in unique
+    # Each is rewritten on every update of an order: none beyond what a query reads. One order
+    # per (user, Idempotency-Key) is the _id's (their hash), not an index's.
+    assert made == {
+        ("_id",): False,  # unique all the same: MongoDB's own
+        ("id",): True,
+        ("user_id", "created_at", "id"): False,
+        ("outbox_relay_after",): False,
+        ("status", "redrive_at"): False,
+    }
+
+
+def test_the_indexes_an_earlier_release_made_and_nothing_reads_are_dropped() -> None:
+    store = OrderStore("mongomock://")
+    orders = store.backend.orders
+    orders.create_index([("user_id", 1), ("idempotency_key", 1)], unique=True)
+    orders.create_index([("status", 1), ("created_at", 1)])
+    store.prepare()
+    store.prepare()  # and again on the next start: nothing left to drop
+    names = set(orders.index_information())
+    assert not names & {"user_id_1_idempotency_key_1", "status_1_created_at_1"}
+    assert "id_1" in names
 
 
 def test_an_order_reads_back_exactly_as_it_was_returned(

@@ -22,11 +22,6 @@ QUERIES = [
         " LIMIT ? OFFSET ?",
         ("u", 20, 0),
     ),
-    (
-        f"SELECT {COLUMNS} FROM orders WHERE status = ? AND created_at < ? ORDER BY created_at"
-        " LIMIT ?",
-        ("PENDING", 0, 100),
-    ),
     ("SELECT status FROM orders WHERE id = ?", ("o",)),
     ("SELECT created_at FROM orders WHERE id = ?", ("o",)),
     ("SELECT 1 FROM processed_events WHERE order_id = ? AND event_id = ?", ("o", "e")),

@@ -54,14 +54,16 @@ class OrderStore:
             self.backend = SqliteBackend(path_of(url), tracer)
             source: Catalog = SqliteCatalog(self.backend)
             outbox = SqliteOutbox(self.backend)
-            self.orders = SqliteOrders(self.backend, outbox)
-            self.redrives = SqliteRedrives(self.backend, outbox)
+            sqlite_redrives = SqliteRedrives(self.backend, outbox)
+            self.orders = SqliteOrders(self.backend, outbox, sqlite_redrives)
+            self.redrives = sqlite_redrives
         else:
             self.backend = DocumentBackend.open(url, database_name, tracer, client_options)
             source = DocumentCatalog(self.backend)
             outbox = DocumentOutbox(self.backend)
-            self.orders = DocumentOrders(self.backend, outbox)
-            self.redrives = DocumentRedrives(self.backend, outbox)
+            document_redrives = DocumentRedrives(self.backend, outbox)
+            self.orders = DocumentOrders(self.backend, outbox, document_redrives)
+            self.redrives = document_redrives
         self.outbox = outbox
         self.catalog = CachedCatalog(source)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,6 +25,9 @@ from microshop.platform.errors import Conflict
 RELAY_BATCH = 100
 # How long a relay may hold events before another replica may take them over.
 OUTBOX_LEASE_SECONDS = 30.0
+# At most this many new events wait in memory for this process's relay (LeasedOutbox); beyond
+# it (the relay is far behind, or the broker away), new events wait in the store for any relay.
+HANDOVER_LIMIT = 10_000
 
 
 class Catalog(Protocol):
@@ -67,15 +71,19 @@ class Orders(Protocol):
         """A page of the user's orders, newest first, and how many they have."""
 
     def apply_payment_outcome(
-        self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
+        self,
+        *,
+        order_id: str,
+        event_id: str,
+        event_type: str,
+        failure_code: str | None,
+        redrive_after_seconds: float,
     ) -> Settlement:
         """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored', and,
-        once applied, when the order was placed (for the placed → settled histogram).
+        once applied, when the order was placed (for the placed → settled histogram). The same
+        write gives a PAID order `redrive_after_seconds` to be notified (store/redrive.py).
 
         Raises LookupError when the order does not exist (yet)."""
-
-    def pending_older_than(self, cutoff: datetime, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` orders still PENDING that were placed before `cutoff`, oldest first."""
 
 
 class Outbox(Protocol):
@@ -101,11 +109,47 @@ class Claim:
 
 class LeasedOutbox(ABC):
     """The relay's side of an outbox whose events are claimed by a lease: claim, publish, clear;
-    a failed publish releases the claim for the next attempt, here or in another replica."""
+    a failed publish releases the claim for the next attempt, here or in another replica.
+
+    An event this process writes is leased to this process's own relay in the write itself
+    (`hand_over_lease`) and handed to it in memory once written (`hand_over`): the relay then
+    publishes and clears it without a claim, which reads every order it takes and writes each
+    once more (a third of the orders store's writes per order). Should the process die first,
+    the lease runs out and any relay takes the event over; events written by others (the re-drive
+    sweeper, a released claim, an earlier release) are claimed from the store as before.
+    """
 
     def __init__(self) -> None:
         # Called once an order with a new event is written (the runtime makes it wake the relay).
         self.on_commit: Callable[[], None] = lambda: None
+        # The lease on the events handed over in memory, this process's alone.
+        self.token = uuid.uuid4().hex
+        self._handed: deque[tuple[Any, str, OutgoingMessage]] = deque()
+
+    def hand_over_lease(self) -> bool:
+        """Whether a new event may be leased to this process's relay (then handed over): not
+        while `HANDOVER_LIMIT` of them are waiting already."""
+        return len(self._handed) < HANDOVER_LIMIT
+
+    def hand_over(self, key: Any, event_id: str, message: OutgoingMessage) -> None:
+        """A new event, leased to this process (`token`) and written: the relay's to send."""
+        self._handed.append((key, event_id, message))
+
+    def claim(self, limit: int) -> Claim:
+        """Up to `limit` orders' (or events') pending events leased to this relay: those handed
+        over first, else those the store holds (`claim_stored`)."""
+        if not self._handed:
+            return self.claim_stored(limit)
+        claim = Claim(token=self.token)
+        while len(claim.keys) < limit:
+            try:
+                key, event_id, message = self._handed.popleft()
+            except IndexError:
+                break
+            claim.keys.append(key)
+            claim.event_ids.append(event_id)
+            claim.messages.append(message)
+        return claim
 
     def relay_batch(self, publish: Callable[[Sequence[OutgoingMessage]], None]) -> int:
         claim = self.claim(RELAY_BATCH)
@@ -120,8 +164,8 @@ class LeasedOutbox(ABC):
         return len(claim.messages)
 
     @abstractmethod
-    def claim(self, limit: int) -> Claim:
-        """Lease up to `limit` orders' (or events') pending events to this relay."""
+    def claim_stored(self, limit: int) -> Claim:
+        """Lease up to `limit` orders' (or events') pending events in the store to this relay."""
 
     @abstractmethod
     def release(self, claim: Claim) -> None:

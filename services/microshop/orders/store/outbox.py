@@ -20,6 +20,7 @@ import pymongo
 from microshop.events import Event, parse_event
 from microshop.orders.store.backend import DocumentBackend
 from microshop.orders.store.base import OUTBOX_LEASE_SECONDS, Claim, LeasedOutbox
+from microshop.platform.bus import OutgoingMessage
 from microshop.platform.clock import as_utc
 from microshop.platform.outbox import to_message
 
@@ -40,7 +41,7 @@ def outbox_entry(event: Event, headers: dict[str, str]) -> dict[str, Any]:
 
 
 def pending() -> dict[str, Any]:
-    """The fields of a new order with an event to publish: any relay may take it now."""
+    """The fields of an order with an event to publish: any relay may take it now."""
     return {RELAY_AFTER: 0.0}
 
 
@@ -67,7 +68,21 @@ class DocumentOutbox(LeasedOutbox):
             {"$set": pending()},
         )
 
-    def claim(self, limit: int) -> Claim:
+    def new_event_fields(self) -> dict[str, Any]:
+        """The fields of a new order with its first event: leased to this process's relay,
+        which `handed_over` then gives it to, or pending for any relay."""
+        if self.hand_over_lease():
+            return {RELAY_AFTER: time.time() + OUTBOX_LEASE_SECONDS, LEASE: self.token}
+        return pending()
+
+    def written(self, doc: dict[str, Any], message: OutgoingMessage) -> None:
+        """The new order `doc` (with new_event_fields) and its event are written: the event is
+        handed over if it was leased to this process."""
+        if doc.get(LEASE) == self.token:
+            self.hand_over(doc["_id"], message.message_id, message)
+        self.on_commit()
+
+    def claim_stored(self, limit: int) -> Claim:
         # Epoch seconds, not datetimes: comparable on every backend without a time zone.
         now = time.time()
         claim = Claim()

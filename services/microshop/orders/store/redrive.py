@@ -4,8 +4,9 @@ each claimed with its order.created written again to the order's outbox in one w
 
 Times are epoch seconds: the embedded stores cannot compare a zoned datetime in a query. Only
 an unfinished order has a due time (`redrive_at`): a PENDING one gets it the first time the
-sweeper sees it (one statement per sweep, over the few PENDING orders), a PAID one when it is
-settled, and a new one each time it is driven again; a notified or failed order has none. So
+sweeper sees it (one statement per sweep, over the few PENDING orders), a PAID one in the very
+write that settles it (`settling`, `record_settled`: no crash can come between the two), and a
+new one each time it is driven again; a notified or failed order has none. So
 every query reads an index range of unfinished orders, however many finished ones there are.
 The claim is conditional on the due time it read: replicas never drive an order twice in one
 period.
@@ -14,6 +15,7 @@ period.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any, Literal, Protocol
 
@@ -42,10 +44,6 @@ class Redrives(Protocol):
         """Record that the order's buyer was notified (it is finished); False if it was
         already recorded."""
 
-    def settled(self, order_id: str, paid: bool, after_seconds: float) -> None:
-        """The order just settled: PAID waits for its notification `after_seconds` at most,
-        PAYMENT_FAILED is finished."""
-
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
         """Drive again up to `limit` unfinished orders first seen `after_seconds` ago, or driven
         again that long ago; (order id, reason) of each."""
@@ -72,15 +70,17 @@ class DocumentRedrives:
             )
         return bool(result.modified_count)
 
-    def settled(self, order_id: str, paid: bool, after_seconds: float) -> None:
-        with self.backend.lock:
-            if paid:
-                self.backend.orders.update_one(
-                    {"id": order_id, NOTIFIED_AT: None},
-                    {"$set": {REDRIVE_AT: time.time() + after_seconds}},
-                )
-            else:
-                self.backend.orders.update_one({"id": order_id}, {"$unset": {REDRIVE_AT: ""}})
+    @staticmethod
+    def settling(paid: bool, after_seconds: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """What the write settling an order adds for the sweeper, as (filter, update) parts to
+        try in turn, each excluding the others: a PAID order waits for its notification
+        `after_seconds` at most, unless notification.sent overtook the payment's outcome (a
+        redelivery); then, like a PAYMENT_FAILED one, it is finished."""
+        finished: dict[str, Any] = {"$unset": {REDRIVE_AT: ""}}
+        if not paid:
+            return [({}, finished)]
+        due = {"$set": {REDRIVE_AT: time.time() + after_seconds}}
+        return [({NOTIFIED_AT: None}, due), ({NOTIFIED_AT: {"$ne": None}}, finished)]
 
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
         now = time.time()
@@ -142,15 +142,20 @@ class SqliteRedrives:
                 ).rowcount
             )
 
-    def settled(self, order_id: str, paid: bool, after_seconds: float) -> None:
+    @staticmethod
+    def record_settled(
+        connection: sqlite3.Connection, order_id: str, paid: bool, after_seconds: float
+    ) -> None:
+        """In the transaction settling the order: PAID waits for its notification
+        `after_seconds` at most (unless notification.sent came first), PAYMENT_FAILED is
+        finished."""
         due = time.time() + after_seconds if paid else None
-        with self.backend.write() as connection:
-            connection.execute(
-                "INSERT INTO redrives (order_id, redrive_at) VALUES (?, ?)"
-                " ON CONFLICT (order_id) DO UPDATE SET redrive_at = excluded.redrive_at"
-                " WHERE notified_at IS NULL",
-                (order_id, due),
-            )
+        connection.execute(
+            "INSERT INTO redrives (order_id, redrive_at) VALUES (?, ?)"
+            " ON CONFLICT (order_id) DO UPDATE SET redrive_at = excluded.redrive_at"
+            " WHERE notified_at IS NULL",
+            (order_id, due),
+        )
 
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
         now = time.time()

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry.trace import Tracer
 
@@ -43,6 +43,9 @@ from microshop.orders.store.base import (
 from microshop.platform import clock
 from microshop.platform.outbox import to_message
 from microshop.platform.telemetry import TracedConnection
+
+if TYPE_CHECKING:
+    from microshop.orders.store.redrive import SqliteRedrives
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -230,7 +233,14 @@ class SqliteOutbox(LeasedOutbox):
         super().__init__()
         self.backend = backend
 
-    def claim(self, limit: int) -> Claim:
+    def new_event_lease(self) -> tuple[float, str | None]:
+        """(lease_until, lease) of a new order's event: leased to this process's relay, which
+        `hand_over` then gives it to, or pending for any relay."""
+        if self.hand_over_lease():
+            return time.time() + OUTBOX_LEASE_SECONDS, self.token
+        return 0.0, None
+
+    def claim_stored(self, limit: int) -> Claim:
         now = time.time()
         claim = Claim()
         with self.backend.write() as connection:
@@ -278,8 +288,10 @@ class SqliteOutbox(LeasedOutbox):
 
 
 class SqliteOrders:
-    def __init__(self, backend: SqliteBackend, outbox: SqliteOutbox) -> None:
-        self.backend, self.outbox = backend, outbox
+    def __init__(
+        self, backend: SqliteBackend, outbox: SqliteOutbox, redrives: SqliteRedrives
+    ) -> None:
+        self.backend, self.outbox, self.redrives = backend, outbox, redrives
 
     def create_indexes(self) -> None:
         self.backend.create_schema()
@@ -319,14 +331,17 @@ class SqliteOrders:
                     f"SELECT {COLUMNS} FROM orders WHERE key = ?", (idempotency_id,)
                 ).fetchone()
                 return replayed(order_of(row) if row else None, fingerprint), False
-            connection.execute(
-                "INSERT INTO outbox (event_id, order_id, payload, headers, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+            lease_until, lease = self.outbox.new_event_lease()
+            seq = connection.execute(
+                "INSERT INTO outbox (event_id, order_id, payload, headers, created_at,"
+                " lease_until, lease) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     event.event_id, order["id"], event.model_dump_json(), json.dumps(headers),
-                    created,
+                    created, lease_until, lease,
                 ),
-            )  # fmt: skip
+            ).lastrowid  # fmt: skip
+        if lease is not None:
+            self.outbox.hand_over(seq, event.event_id, to_message(event, headers))
         self.outbox.on_commit()
         return order, True
 
@@ -353,7 +368,13 @@ class SqliteOrders:
         return [order_of(row) for row in rows], int(total)
 
     def apply_payment_outcome(
-        self, *, order_id: str, event_id: str, event_type: str, failure_code: str | None
+        self,
+        *,
+        order_id: str,
+        event_id: str,
+        event_type: str,
+        failure_code: str | None,
+        redrive_after_seconds: float,
     ) -> Settlement:
         try:
             target = next_status(OrderStatus.PENDING, event_type)
@@ -382,16 +403,6 @@ class SqliteOrders:
                 "INSERT INTO processed_events (order_id, event_id) VALUES (?, ?)",
                 (order_id, event_id),
             )
+            paid = target is OrderStatus.PAID
+            self.redrives.record_settled(connection, order_id, paid, redrive_after_seconds)
         return Settlement("applied", from_micros(found["created_at"]))
-
-    def pending_older_than(self, cutoff: datetime, limit: int) -> list[dict[str, Any]]:
-        rows = (
-            self.backend.connection()
-            .execute(
-                f"SELECT {COLUMNS} FROM orders WHERE status = ? AND created_at < ?"
-                " ORDER BY created_at LIMIT ?",
-                (OrderStatus.PENDING.value, to_micros(cutoff), limit),
-            )
-            .fetchall()
-        )
-        return [order_of(row) for row in rows]
