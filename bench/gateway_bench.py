@@ -6,8 +6,9 @@ variables, every service URL pointing at the echo app; token checks, request ids
 on, tracing off), and nginx (one worker, pooled keep-alive upstream connections) in front of
 the same upstream when nginx is installed. wrk drives each target at each concurrency for a few
 seconds, in interleaved rounds (a burst of other work on the shared machine then does not land
-on one target only); each target's best round is kept, with the CPU time the gateway and the
-upstream spent per request in it.
+on one target only); each target's best round is kept, with the CPU time the gateway (or
+nginx), the upstream and wrk itself spent per request in it, and the req/s those costs allow on
+this machine's cores (the CPU budget table: which limit a row is at).
 
     .venv/bin/python -m bench.run gateway          # through make bench
     .venv/bin/python -m bench.gateway_bench --quick
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import subprocess
@@ -36,6 +38,7 @@ ECHO_BODY = json.dumps({"sku": "sku-1", "name": "Mug", "price_cents": 1200}).enc
 TARGET_CONNECTIONS = 64
 MIN_RATIO = 0.6
 MAX_P99_RATIO = 3.0
+CORES = os.cpu_count() or 2
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -103,6 +106,13 @@ class Run:
     gateway_us: float  # CPU per request of the process in the middle (gateway or nginx)
     upstream_us: float
     load: float = float("nan")  # the machine's 1-minute load average as the round began
+    wrk_us: float = float("nan")  # the load generator's own CPU per request
+
+    @property
+    def machine_us(self) -> float:
+        """CPU per request of every process on the path: wrk, the middle, the upstream."""
+        middle = 0.0 if self.gateway_us != self.gateway_us else self.gateway_us  # nan: none
+        return self.wrk_us + middle + self.upstream_us
 
     @property
     def rps(self) -> float:
@@ -150,12 +160,16 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> dict[str, Any]:
+    """One wrk run; `wrk_cpu` is the CPU seconds wrk itself spent (user + system)."""
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     output = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped here
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
     def latency_ms(label: str) -> float:
         match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
@@ -178,6 +192,7 @@ def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> di
         "errors": errors,
         "p50_ms": latency_ms("50%"),
         "p99_ms": latency_ms("99%"),
+        "wrk_cpu": wrk_cpu,
     }
 
 
@@ -265,6 +280,7 @@ def run(quick: bool = False) -> Report:
                     result = wrk(url, connections, seconds, headers)
                     after = cpu_seconds(middle_pid), cpu_seconds(processes["upstream"].pid)
                     n = max(result["requests"], 1)
+                    wrk_us = result.pop("wrk_cpu") / n * 1e6
                     runs.setdefault((name, connections), []).append(
                         Run(
                             name,
@@ -272,6 +288,7 @@ def run(quick: bool = False) -> Report:
                             gateway_us=(after[0] - before[0]) / n * 1e6 if middle else float("nan"),
                             upstream_us=(after[1] - before[1]) / n * 1e6,
                             load=load,
+                            wrk_us=wrk_us,
                             **result,
                         )
                     )
@@ -288,7 +305,8 @@ def run(quick: bool = False) -> Report:
     loads = [r.load for found in runs.values() for r in found]
     notes.append(
         f"load average (1 min) during the rounds: {min(loads):.1f}-{max(loads):.1f}; "
-        "the CPU columns and the in-process table do not depend on it, req/s does"
+        "req/s depends on it, and so do the CPU columns (a CPU second does less work on a "
+        "busy machine); the instruction counts of bench/gateway_cpu.py --callgrind do not"
     )
     in_process = _in_process(quick)
     rounds_of = {
@@ -348,6 +366,22 @@ def _report(
         f"(needs < {MAX_P99_RATIO:g}): "
         + ("met" if ratio >= MIN_RATIO and p99_ratio < MAX_P99_RATIO else "NOT met")
     )
+    budget = []
+    for name in targets:
+        r = best[(name, TARGET_CONNECTIONS)]
+        ceiling = _ceiling(r)
+        budget.append(
+            [
+                name,
+                r.wrk_us,
+                r.gateway_us,
+                r.upstream_us,
+                r.machine_us,
+                f"{r.rps * r.machine_us / 1e6:.2f}",
+                round(ceiling),
+                f"{ceiling / direct.rps:.2f}",
+            ]
+        )
     sweep = [
         [name, c, round(best[(name, c)].rps), best[(name, c)].p99_ms]
         for name in targets
@@ -384,9 +418,24 @@ def _report(
                 ],
                 rows,
             ),
+            Table(
+                f"CPU budget at {TARGET_CONNECTIONS} connections: what saturates the {CORES} "
+                "cores (ceiling: no process past one core, all of them within the cores)",
+                [
+                    "target",
+                    "wrk us/req",
+                    "middle us/req",
+                    "upstream us/req",
+                    "all us/req",
+                    "cores busy",
+                    "ceiling req/s",
+                    "ceiling vs direct",
+                ],
+                budget,
+            ),
             Table("every concurrency", ["target", "connections", "req/s", "p99 ms"], sweep),
             Table(
-                "in process, load-independent (bench/gateway_cpu.py: CPU µs per request of "
+                "in process, one loop (bench/gateway_cpu.py: CPU µs per request of "
                 "client + gateway + upstream on one loop; the gateway's own = minus direct)",
                 ["target", "CPU us/req", "gateway's own us/req"],
                 [
@@ -399,12 +448,24 @@ def _report(
         figure=figure,
         notes=[verdict, *notes],
         data={
-            "runs": [asdict(r) | {"rps": r.rps} for r in best.values()],
+            "runs": [
+                asdict(r) | {"rps": r.rps, "machine_us": r.machine_us, "ceiling": _ceiling(r)}
+                for r in best.values()
+            ],
             "rounds": rounds_of,
             "ratio": ratio,
             "in_process": in_process,
         },
     )
+
+
+def _ceiling(run: Run, cores: int = CORES) -> float:
+    """The most req/s this round's CPU costs allow: each process (single-threaded) at most one
+    core, wrk's two threads and every process together at most the machine's cores."""
+    limits = [cores / run.machine_us * 1e6, 1 / run.upstream_us * 1e6]
+    if run.gateway_us == run.gateway_us:  # not nan: there is a middle
+        limits.append(1 / run.gateway_us * 1e6)
+    return min(limits)
 
 
 def main() -> int:
