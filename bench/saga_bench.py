@@ -52,6 +52,7 @@ import pymongo
 from bench.report import Figure, Report, Table
 from bench.store_bench import CLIENT_OPTIONS, wire_server
 from microshop.orders.store import OrderStore
+from microshop.orders.store.backend import BEST_EFFORT
 from microshop.platform.auth import KeyPair, Principal, TokenIssuer, load_or_create_key_pair
 
 PG_ADMIN = os.environ.get("MICROSHOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -527,6 +528,9 @@ def raw_wire_stores(
     client: pymongo.MongoClient = pymongo.MongoClient(mongo_url, **(options or RAW_CLIENT))
     orders = client[f"raw_{uuid.uuid4().hex[:8]}"]["orders"]
     orders.create_index("id", unique=True)
+    # Clearing a published event takes the orders store's best-effort write concern, as the
+    # shop's relay does (orders/store/backend.py BEST_EFFORT): lost, it is published again.
+    cleared = orders.with_options(write_concern=BEST_EFFORT)
     local = threading.local()
 
     def pg_conn(name: str) -> psycopg.Connection:
@@ -567,7 +571,7 @@ def raw_wire_stores(
         "place": lambda i: orders.insert_one(
             {"_id": i, "id": i, "status": "PENDING", "created_at": now(), "outbox": [{"e": i}]}
         ),
-        "place_clear": lambda i: orders.update_one({"_id": i}, {"$set": {"outbox": []}}),
+        "place_clear": lambda i: cleared.update_one({"_id": i}, {"$set": {"outbox": []}}),
         "payments": payments,
         "payments_clear": payments_clear,
         "settle": lambda i: orders.update_one(

@@ -18,7 +18,7 @@ from pymongo import monitoring
 from microshop.orders.settings import OrdersSettings
 from microshop.orders.store import OrderStore
 from tests.support.servers import SecantusServer, secantus_server
-from tests.support.store_contract import StoreContract, place
+from tests.support.store_contract import StoreContract, paid, place, settle
 
 
 def open_store(url: str, database: str, **settings: Any) -> OrderStore:
@@ -91,6 +91,31 @@ def test_an_order_is_written_with_majority_journaled_write_concern(
     assert inserts[-1]["writeConcern"] == {"w": "majority", "j": True}
     # timeoutMS bounds the operation on the server too: the driver sends what is left of it.
     assert 0 < inserts[-1]["maxTimeMS"] <= 8000
+    store.close()
+
+
+def test_only_the_writes_the_saga_repairs_by_itself_skip_the_journal(
+    secantus: SecantusServer,
+) -> None:
+    store, commands = watched(secantus.url)
+    order, _ = place(store)
+    store.outbox.relay_batch(lambda messages: None)  # the clearing of a published event
+    settle(store, paid(order))
+    store.redrives.mark_notified(order["id"])
+    durable, best_effort = {"w": "majority", "j": True}, {"w": 1, "j": False}
+
+    def concern_of(operator: str, field: str) -> list[dict[str, Any]]:
+        """The write concern of each update that `operator`s (`$set`, `$pull`) `field`."""
+        return [
+            c["writeConcern"]
+            for c in commands.named("update")
+            if field in c["updates"][0]["u"].get(operator, {})
+        ]
+
+    assert commands.named("insert")[-1]["writeConcern"] == durable  # the order
+    assert concern_of("$set", "status") == [durable]  # its settling
+    assert concern_of("$set", "notified_at") == [best_effort]  # lost: driven, announced again
+    assert concern_of("$pull", "outbox") == [best_effort]  # lost: published again, deduped
     store.close()
 
 

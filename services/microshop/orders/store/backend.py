@@ -12,12 +12,16 @@ from typing import Any
 import pymongo
 import pymongo.errors
 from opentelemetry.trace import Tracer
+from pymongo import WriteConcern
 from pymongo.uri_parser import parse_uri
 
 from microshop.platform.telemetry import TracedCollection
 
 # What an insert raises on a taken _id or unique key.
 DUPLICATE_KEY = (pymongo.errors.DuplicateKeyError,)
+# The write concern of a write whose loss the saga repairs by itself (`orders_best_effort`):
+# acknowledged by the primary, not waited for on the journal (nor by a majority).
+BEST_EFFORT = WriteConcern(w=1, j=False)
 
 
 def client_options(url: str, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,11 +52,21 @@ def connect(
 @dataclass
 class DocumentBackend:
     """The client, the database and its two collections (traced when tracing is on), and the
-    access lock."""
+    access lock.
+
+    `orders_best_effort` is the orders collection for the writes whose loss the saga repairs by
+    itself, and only those: clearing events already published (lost, they are published again
+    and consumers dedupe them by event id) and recording that a paid order's buyer was notified
+    (lost, the re-drive sweeper drives the order again, and notifications announces its one
+    notification once more). They skip the wait for the journal and the majority that the
+    settings' write concern makes every other write take (j=true: an fsync each, which a
+    server that serialises a collection's writes, as SecantusDB does, holds its lock through).
+    """
 
     client: Any
     database: Any
     orders: Any
+    orders_best_effort: Any
     products: Any
     in_memory: bool
     # pymongo's client is thread-safe; mongomock is not, so access to it is serialised.
@@ -68,10 +82,12 @@ class DocumentBackend:
     ) -> DocumentBackend:
         client, database, in_memory = connect(url, database_name, options)
         orders, products = database["orders"], database["products"]
+        best_effort = orders.with_options(write_concern=BEST_EFFORT)
         if tracer is not None:
             orders, products = TracedCollection(orders, tracer), TracedCollection(products, tracer)
+            best_effort = TracedCollection(best_effort, tracer)
         lock = threading.RLock() if in_memory else contextlib.nullcontext()
-        return cls(client, database, orders, products, in_memory, lock)
+        return cls(client, database, orders, best_effort, products, in_memory, lock)
 
     def ping(self) -> None:
         with self.lock:

@@ -114,8 +114,9 @@ class DocumentOutbox(LeasedOutbox):
             )
 
     def clear(self, claim: Claim) -> None:
+        # Best effort: an event whose clearing is lost is published once more, and deduped.
         with self.backend.lock:
-            self.backend.orders.update_many(
+            self.backend.orders_best_effort.update_many(
                 {"_id": {"$in": claim.keys}, LEASE: claim.token},
                 {
                     "$pull": {OUTBOX: {"event_id": {"$in": claim.event_ids}}},

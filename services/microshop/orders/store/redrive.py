@@ -63,8 +63,10 @@ class DocumentRedrives:
             )
 
     def mark_notified(self, order_id: str) -> bool:
+        # Best effort: were it lost, the sweeper drives the order again and notifications
+        # announces its one notification once more.
         with self.backend.lock:
-            result = self.backend.orders.update_one(
+            result = self.backend.orders_best_effort.update_one(
                 {"id": order_id, NOTIFIED_AT: None},
                 {"$set": {NOTIFIED_AT: time.time()}, "$unset": {REDRIVE_AT: ""}},
             )
