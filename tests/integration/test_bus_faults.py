@@ -252,3 +252,27 @@ def test_a_changed_retry_policy_declares_new_retry_queues_instead_of_failing(
         assert second._consumers[0].declared.is_set()
     finally:
         second.close()
+
+
+def test_consumers_side_by_side_each_take_a_message_while_the_others_wait(
+    bus_vhost: str,
+) -> None:
+    # A handler that waits on its database must not hold up the queue behind it: three
+    # deliveries are in three handlers at once (one consumer would wait at the barrier alone).
+    together = threading.Barrier(3, timeout=10)
+    handled: list[str] = []
+    bus = RabbitBus(bus_vhost, POLICY, consumers=3)
+    try:
+
+        def waits(message: IncomingMessage) -> None:
+            together.wait()
+            handled.append(message.message_id)
+
+        bus.subscribe("payments", ["order.created"], waits)
+        assert len(bus._consumers) == 3 and all(c.declared.is_set() for c in bus._consumers)
+        bus.publish([OutgoingMessage("order.created", b"{}", f"m-{n}") for n in range(3)])
+        wait_until(lambda: len(handled) == 3)
+        assert sorted(handled) == ["m-0", "m-1", "m-2"]  # each once: the barrier never broke
+        assert not bus.dead_letters("payments")
+    finally:
+        bus.close()

@@ -244,7 +244,8 @@ def test_a_consumer_that_dies_after_commit_before_ack_causes_no_duplicate(
         )
         crasher = subprocess.Popen(
             [sys.executable, "-c", CRASHING_CONSUMER],
-            env=notifications.env,
+            # One consumer: the one that takes the message and dies.
+            env={**notifications.env, "MICROSHOP_CONSUMERS_PER_QUEUE": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     body_timeout_seconds: float = Field(default=30.0, gt=0)
     # Relay and consumer tuning, shared by every service with a bus.
     outbox_poll_seconds: float = 0.5
+    # Consumers per queue on RabbitMQ, each with its own connection and prefetch: a handler
+    # that waits on its database (a journalled write each) then does not hold up the queue
+    # behind it. The in-process bus delivers in one thread per queue (one interpreter).
+    consumers_per_queue: int = Field(default=4, ge=1, le=32)
     consumer_max_attempts: int = 5
     consumer_retry_base_seconds: float = 0.5
     # Backoff (first wait, doubling up to a cap) while the database is not reachable at

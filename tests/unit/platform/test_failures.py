@@ -21,6 +21,7 @@ import sqlalchemy.exc
 
 from microshop.events import OrderCreated
 from microshop.platform.bus import IncomingMessage, OutgoingMessage, PoisonMessage
+from microshop.platform.bus.base import Pauses
 from microshop.platform.bus.memory import MemoryBus
 from microshop.platform.errors import Unavailable
 from microshop.platform.failures import (
@@ -31,8 +32,11 @@ from microshop.platform.failures import (
     UNREACHABLE,
     infrastructure_failure,
 )
+from microshop.platform.retry import Backoff
 from tests.support.polling import wait_until
 from tests.unit.platform.conftest import FAST_RETRY
+
+QUICK = Backoff(0.01, 0.02)
 
 
 def raised(call: Callable[[], object]) -> BaseException:
@@ -168,6 +172,37 @@ def test_a_consumer_whose_database_is_down_pauses_without_spending_tries() -> No
     assert [m.attempt for m in database.handled] == [1, 1, 1]  # no try was counted
     assert bus.paused() == {}
     assert bus.dead_letters("payments") == []
+
+
+def test_a_queue_two_consumers_hold_stays_paused_until_the_last_of_them_resumes() -> None:
+    # RabbitBus runs several consumers per queue; each pauses and resumes on its own.
+    pauses = Pauses()
+    up = {1: threading.Event(), 2: threading.Event()}
+    probed = {1: threading.Event(), 2: threading.Event()}
+    stopping = threading.Event()
+
+    def consumer(n: int) -> None:
+        def probe() -> None:
+            probed[n].set()
+            if not up[n].is_set():
+                raise ConnectionError("still down")
+
+        pauses.hold("payments", UNREACHABLE, ConnectionError("down"), probe, QUICK, stopping)
+
+    threads = {n: threading.Thread(target=consumer, args=(n,)) for n in up}
+    try:
+        for thread in threads.values():
+            thread.start()
+        wait_until(lambda: all(e.is_set() for e in probed.values()))  # both are holding
+        up[1].set()
+        threads[1].join(timeout=5)
+        assert not threads[1].is_alive()
+        assert pauses() == {"payments": UNREACHABLE}  # the other consumer is still paused
+        up[2].set()
+        threads[2].join(timeout=5)
+        assert pauses() == {}
+    finally:
+        stopping.set()
 
 
 def test_a_handler_failure_still_dead_letters_after_its_tries() -> None:

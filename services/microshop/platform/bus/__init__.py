@@ -26,13 +26,15 @@ def connect_bus(
     retry: RetryPolicy | None = None,
     telemetry: ServiceTelemetry | None = None,
     reconnect: Backoff = BUS_RECONNECT,
+    consumers: int = 1,
 ) -> Bus:
     """`amqp://…` → RabbitMQ; `memory://` → the in-process bus (standalone mode, unit tests).
 
     With `telemetry`, the service's view of the bus makes its spans and event metrics;
-    `reconnect` is how RabbitMQ consumers back off between reconnects.
+    `reconnect` is how RabbitMQ consumers back off between reconnects, `consumers` how many
+    consume each of its queues side by side (the in-process bus: always one).
     """
-    bus = _connect(url, retry or RetryPolicy(), reconnect)
+    bus = _connect(url, retry or RetryPolicy(), reconnect, consumers)
     if telemetry is None:
         return bus
     from microshop.platform.bus.instrumented import InstrumentedBus
@@ -40,11 +42,11 @@ def connect_bus(
     return InstrumentedBus(bus, telemetry)
 
 
-def _connect(url: str, retry: RetryPolicy, reconnect: Backoff) -> Bus:
+def _connect(url: str, retry: RetryPolicy, reconnect: Backoff, consumers: int) -> Bus:
     if url.startswith(("amqp://", "amqps://")):
         from microshop.platform.bus.rabbit import RabbitBus
 
-        return RabbitBus(url, retry, reconnect)
+        return RabbitBus(url, retry, reconnect, consumers)
     if url.startswith("memory://"):
         from microshop.platform.bus.memory import shared_memory_bus
 

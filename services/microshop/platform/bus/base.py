@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -107,6 +108,9 @@ class Pauses:
 
     def __init__(self) -> None:
         self._reasons: dict[str, str] = {}
+        # Consumers holding each queue: several may consume one queue (RabbitBus.consumers),
+        # and it is paused until the last of them resumes.
+        self._holding: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def __call__(self) -> dict[str, str]:
@@ -126,6 +130,7 @@ class Pauses:
         the first probe after one wait), or raise retry.Stopped once `stopping` is set."""
         with self._lock:
             self._reasons[queue] = reason
+            self._holding[queue] += 1
         log.warning(
             "consumer paused (%s): %r; the message is not counted as a try",
             reason,
@@ -138,7 +143,10 @@ class Pauses:
             until_stopped(backoff, stopping, log, f"consumer {queue}: probe")(probe)
         finally:
             with self._lock:
-                self._reasons.pop(queue, None)
+                self._holding[queue] -= 1
+                if not self._holding[queue]:
+                    del self._holding[queue]
+                    self._reasons.pop(queue, None)
         log.warning("consumer resumed", extra={"queue": queue})
 
 

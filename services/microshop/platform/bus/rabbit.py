@@ -37,15 +37,21 @@ class RabbitBus(base.Bus):
     """One connection per thread (pika connections are not thread-safe).
 
     Publishing uses a connection owned by the calling thread (the outbox relay's); each
-    subscription runs a consumer thread with its own connection that reconnects with backoff
-    when the broker goes away, and re-declares its topology each time.
+    subscription runs `consumers` consumer threads side by side, each with its own connection
+    that reconnects with backoff when the broker goes away and re-declares its topology each
+    time. Side by side, two events of one order may be handled in either order (as after any
+    redelivery): every handler is written for that.
     """
 
     def __init__(
-        self, url: str, retry: base.RetryPolicy, reconnect: Backoff = BUS_RECONNECT
+        self,
+        url: str,
+        retry: base.RetryPolicy,
+        reconnect: Backoff = BUS_RECONNECT,
+        consumers: int = 1,
     ) -> None:
         super().__init__(retry)
-        self.reconnect = reconnect
+        self.reconnect, self.consumers = reconnect, consumers
         self.parameters = pika.URLParameters(url)
         self.parameters.heartbeat = 30
         self.parameters.blocked_connection_timeout = 30
@@ -107,10 +113,15 @@ class RabbitBus(base.Bus):
         handler: base.Handler,
         probe: base.Probe = base._no_probe,
     ) -> None:
-        consumer = _Consumer(self, queue, tuple(routing_keys), handler, probe)
-        self._consumers.append(consumer)
-        consumer.start()
-        consumer.declared.wait(timeout=10)
+        started = [
+            _Consumer(self, queue, tuple(routing_keys), handler, probe, n)
+            for n in range(1, self.consumers + 1)
+        ]
+        self._consumers.extend(started)
+        for consumer in started:
+            consumer.start()
+        for consumer in started:
+            consumer.declared.wait(timeout=10)
 
     def ping(self) -> None:
         connection = pika.BlockingConnection(self.parameters)
@@ -187,8 +198,9 @@ class _Consumer(threading.Thread):
         routing_keys: tuple[str, ...],
         handler: base.Handler,
         probe: base.Probe = base._no_probe,
+        number: int = 1,
     ):
-        super().__init__(name=f"bus-{queue}", daemon=True)
+        super().__init__(name=f"bus-{queue}-{number}", daemon=True)
         self.bus, self.queue, self.routing_keys, self.handler = bus, queue, routing_keys, handler
         self.probe = probe
         self.declared = threading.Event()
