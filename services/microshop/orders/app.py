@@ -40,6 +40,7 @@ class OrdersRuntime:
             settings.database_name,
             telemetry.tracer,
             settings.mongo_client_options(),
+            settings.redrive_after_seconds,
         )
         try:
             store.prepare()  # indexes and the catalog: the first thing that needs the server

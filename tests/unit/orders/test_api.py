@@ -306,8 +306,9 @@ def test_indexes_are_made_at_start_and_only_those_the_queries_read(keys: KeyPair
         ("id",): True,
         ("user_id", "created_at", "id"): False,
         ("outbox_relay_after",): False,
-        ("status", "redrive_at"): False,
+        ("redrive_at",): False,  # sparse: only unfinished orders have one
     }
+    assert indexes["redrive_at_1"]["sparse"] is True
 
 
 def test_the_indexes_an_earlier_release_made_and_nothing_reads_are_dropped() -> None:
@@ -315,11 +316,19 @@ def test_the_indexes_an_earlier_release_made_and_nothing_reads_are_dropped() -> 
     orders = store.backend.orders
     orders.create_index([("user_id", 1), ("idempotency_key", 1)], unique=True)
     orders.create_index([("status", 1), ("created_at", 1)])
+    orders.create_index([("status", 1), ("redrive_at", 1)])
+    orders.insert_one({"_id": "old", "id": "old-order", "status": "PENDING"})  # no due time
     store.prepare()
     store.prepare()  # and again on the next start: nothing left to drop
     names = set(orders.index_information())
-    assert not names & {"user_id_1_idempotency_key_1", "status_1_created_at_1"}
+    assert not names & {
+        "user_id_1_idempotency_key_1",
+        "status_1_created_at_1",
+        "status_1_redrive_at_1",
+    }
     assert "id_1" in names
+    # The earlier release's PENDING order gets the due time new orders are placed with.
+    assert orders.find_one({"_id": "old"})["redrive_at"] > 0
 
 
 def test_an_order_reads_back_exactly_as_it_was_returned(

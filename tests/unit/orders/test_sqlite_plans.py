@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from microshop.orders.store import OrderStore
+from microshop.orders.store.redrive import SQLITE_DUE
 from microshop.orders.store.sqlite import COLUMNS, SqliteBackend
 
 # Every statement the store runs per request, relay tick or sweep, with its parameters' shape.
@@ -51,3 +52,18 @@ def test_every_query_of_the_store_reads_an_index(
     assert not re.search(r"\bSCAN (orders|outbox|processed_events)\b", plan), plan
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan  # the index gives the order
     assert "SEARCH" in plan, plan
+
+
+def test_the_sweep_reads_only_the_due_range_whatever_the_orders_table_holds(
+    backend: SqliteBackend,
+) -> None:
+    """Finished orders are most of the table: the sweep starts from the due times' index and
+    looks each due order up by id, never walking the orders by status."""
+    plan = [
+        row[3]
+        for row in backend.connection().execute(
+            f"EXPLAIN QUERY PLAN {SQLITE_DUE}", (0.0, "PENDING", "PAID", 100)
+        )
+    ]
+    assert plan[0].startswith("SEARCH r USING INDEX redrives_due"), plan
+    assert not any("orders_by_status" in step or "TEMP B-TREE" in step for step in plan), plan

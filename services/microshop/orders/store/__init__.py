@@ -34,7 +34,8 @@ from microshop.orders.store.sqlite import (
 class OrderStore:
     """What the orders service opens, by URL: mongodb:// (a server), sqlite:///path (embedded)
     or mongomock:// (in memory, for tests). Routes and handlers use `catalog` and `orders`, the
-    relay drains `outbox`. `client_options` are the MongoClient's (OrdersSettings)."""
+    relay drains `outbox`. `client_options` are the MongoClient's (OrdersSettings);
+    `redrive_after_seconds` how long a new order may wait for its payment (OrdersSettings)."""
 
     catalog: Catalog
     orders: Orders
@@ -47,6 +48,7 @@ class OrderStore:
         database_name: str = "orders",
         tracer: Tracer | None = None,
         client_options: Mapping[str, Any] | None = None,
+        redrive_after_seconds: float = 60.0,
     ) -> None:
         self.backend: SqliteBackend | DocumentBackend
         outbox: SqliteOutbox | DocumentOutbox
@@ -61,7 +63,7 @@ class OrderStore:
             self.backend = DocumentBackend.open(url, database_name, tracer, client_options)
             source = DocumentCatalog(self.backend)
             outbox = DocumentOutbox(self.backend)
-            document_redrives = DocumentRedrives(self.backend, outbox)
+            document_redrives = DocumentRedrives(self.backend, outbox, redrive_after_seconds)
             self.orders = DocumentOrders(self.backend, outbox, document_redrives)
             self.redrives = document_redrives
         self.outbox = outbox

@@ -65,7 +65,7 @@ class DocumentOrders:
             priced=priced,
             payment_method=payment_method,
         )
-        fields = self.outbox.new_event_fields()
+        fields = {**self.outbox.new_event_fields(), **self.redrives.first_wait()}
         doc.update({OUTBOX: [outbox_entry(event, headers)], inbox.PROCESSED: [], **fields})
         try:
             with self.backend.lock:

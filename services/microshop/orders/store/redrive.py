@@ -3,8 +3,9 @@ long for their payment (PENDING) or their notification (PAID, no notification.se
 each claimed with its order.created written again to the order's outbox in one write.
 
 Times are epoch seconds: the embedded stores cannot compare a zoned datetime in a query. Only
-an unfinished order has a due time (`redrive_at`): a PENDING one gets it the first time the
-sweeper sees it (one statement per sweep, over the few PENDING orders), a PAID one in the very
+an unfinished order has a due time (`redrive_at`): a PENDING one when it is placed (document
+store) or the first time the sweeper sees it (SQLite: one statement per sweep, over the few
+PENDING orders), a PAID one in the very
 write that settles it (`settling`, `record_settled`: no crash can come between the two), and a
 new one each time it is driven again; a notified or failed order has none. So
 every query reads an index range of unfinished orders, however many finished ones there are.
@@ -50,17 +51,38 @@ class Redrives(Protocol):
 
 
 _UNFINISHED_STATUS: dict[str, Any] = {"$in": list(_REASON_OF)}
+# The compound index of an earlier release (pymongo's default name), dropped at start.
+OBSOLETE_INDEX = "status_1_redrive_at_1"
 
 
 class DocumentRedrives:
-    def __init__(self, backend: DocumentBackend, outbox: DocumentOutbox) -> None:
-        self.backend, self.outbox = backend, outbox
+    """On the document store the due time is indexed alone, sparsely: only unfinished orders
+    have one, so the sweep's range (`redrive_at < now`) reads the due orders and no others. (A
+    compound `(status, redrive_at)` index made SecantusDB read every PAID order on each sweep:
+    1.1 s at 10,000 finished orders, against 4 ms with this one.) A new order gets its due time
+    in the write that places it (`first_wait`), so no sweep has to look for PENDING orders
+    without one, which no index could find."""
+
+    def __init__(
+        self, backend: DocumentBackend, outbox: DocumentOutbox, after_seconds: float = 60.0
+    ) -> None:
+        self.backend, self.outbox, self.after_seconds = backend, outbox, after_seconds
 
     def create_indexes(self) -> None:
         with self.backend.lock:
-            self.backend.orders.create_index(
-                [("status", pymongo.ASCENDING), (REDRIVE_AT, pymongo.ASCENDING)]
+            orders = self.backend.orders
+            orders.create_index([(REDRIVE_AT, pymongo.ASCENDING)], sparse=True)
+            if OBSOLETE_INDEX in orders.index_information():
+                orders.drop_index(OBSOLETE_INDEX)
+            # PENDING orders an earlier release placed without a due time: one pass at start.
+            orders.update_many(
+                {"status": OrderStatus.PENDING.value, REDRIVE_AT: {"$exists": False}},
+                {"$set": {REDRIVE_AT: time.time() + self.after_seconds}},
             )
+
+    def first_wait(self) -> dict[str, Any]:
+        """The fields of a new order for the sweeper: due `after_seconds` from now."""
+        return {REDRIVE_AT: time.time() + self.after_seconds}
 
     def mark_notified(self, order_id: str) -> bool:
         # Best effort: were it lost, the sweeper drives the order again and notifications
@@ -89,11 +111,7 @@ class DocumentRedrives:
         driven: list[tuple[str, Reason]] = []
         with self.backend.lock:
             orders = self.backend.orders
-            orders.update_many(
-                {"status": OrderStatus.PENDING.value, REDRIVE_AT: None},
-                {"$set": {REDRIVE_AT: now + after_seconds}},
-            )
-            due = {"status": _UNFINISHED_STATUS, REDRIVE_AT: {"$lt": now}, NOTIFIED_AT: None}
+            due = {REDRIVE_AT: {"$lt": now}, "status": _UNFINISHED_STATUS, NOTIFIED_AT: None}
             for doc in list(orders.find(due).limit(limit)):
                 update = add_event(outbox_entry(_order_created(doc), {}))
                 update["$set"] = {**update["$set"], REDRIVE_AT: now + after_seconds}
@@ -109,6 +127,14 @@ class DocumentRedrives:
 
 
 SEEN_MARGIN_SECONDS = 60.0
+# The due orders, oldest due first. CROSS JOIN: from the due times' range (redrives_due) to
+# each order by id; a plain JOIN let SQLite walk every PENDING and PAID order by status instead.
+SQLITE_DUE = (
+    "SELECT o.id, o.user_id, o.total_cents, o.currency, o.payment_method, o.status"
+    " FROM redrives r CROSS JOIN orders o ON o.id = r.order_id"
+    " WHERE r.redrive_at < ? AND r.notified_at IS NULL AND o.status IN (?, ?)"
+    " ORDER BY r.redrive_at LIMIT ?"
+)
 _SQLITE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS redrives ("
     " order_id TEXT PRIMARY KEY, redrive_at REAL, notified_at REAL"
@@ -172,13 +198,7 @@ class SqliteRedrives:
                 (now + after_seconds, pending, self._seen_before),
             )
             self._seen_before = int((now - SEEN_MARGIN_SECONDS) * 1_000_000)
-            rows = connection.execute(
-                "SELECT o.id, o.user_id, o.total_cents, o.currency, o.payment_method, o.status"
-                " FROM redrives r JOIN orders o ON o.id = r.order_id"
-                " WHERE r.redrive_at < ? AND r.notified_at IS NULL AND o.status IN (?, ?)"
-                " ORDER BY r.redrive_at LIMIT ?",
-                (now, pending, paid, limit),
-            ).fetchall()
+            rows = connection.execute(SQLITE_DUE, (now, pending, paid, limit)).fetchall()
             for row in rows:
                 event = _order_created(dict(row))
                 connection.execute(
