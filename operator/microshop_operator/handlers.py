@@ -129,6 +129,11 @@ class _ShopState:
     report: bool = False  # a status-only change is waiting to be reported
 
 
+# Uids of deleted Shops remembered, so that a run still under way at a deletion cannot count its
+# Shop again (far more than the reconciles that can be in flight at once).
+FORGOTTEN_KEPT = 10_000
+
+
 class Reconciler:
     """One per operator process (kept in kopf's memo); serialises reconciles per Shop."""
 
@@ -143,6 +148,10 @@ class Reconciler:
         # What each Shop's status last said, for the Shops-by-condition gauge only: a report
         # kept for metrics, never read to decide what to apply.
         self._conditions: dict[ShopKey, dict[str, str]] = {}
+        # The uids of Shops forgotten (deleted), newest last: a reconcile or report that began
+        # before the deletion and ends after it must not count its Shop again. Bounded: only
+        # runs in flight at a deletion can be late.
+        self._forgotten: dict[str, None] = {}
 
     async def reconcile(self, shop: Obj, logger: Logger) -> None:
         """Apply the Shop's whole desired state and report it; raises for kopf's retries."""
@@ -214,6 +223,11 @@ class Reconciler:
         self._remember(shop, await reconcile.report(self.api, shop, observation))
 
     def forget(self, shop: Obj) -> None:
+        uid = (shop.get("metadata") or {}).get("uid")
+        if uid:
+            self._forgotten[uid] = None
+            while len(self._forgotten) > FORGOTTEN_KEPT:
+                del self._forgotten[next(iter(self._forgotten))]
         self._shops.pop(_key(shop), None)
         self._conditions.pop(_key(shop), None)
         self._count_shops()
@@ -271,6 +285,8 @@ class Reconciler:
         state.service_monitor = progress.service_monitor
 
     def _remember(self, shop: Obj, status: Obj) -> None:
+        if (shop.get("metadata") or {}).get("uid") in self._forgotten:
+            return  # deleted while this run was under way: counted no more
         self._conditions[_key(shop)] = {
             str(item["type"]): str(item["status"]) for item in status.get("conditions", [])
         }

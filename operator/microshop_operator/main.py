@@ -92,3 +92,12 @@ for _child in OWNED_KINDS:
 @kopf.on.delete(*SHOP, optional=True)
 async def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.forget(dict(body))
+
+
+# A Shop can be gone without its deletion handler having run: its finalizer removed by hand
+# while no operator ran, or its namespace's deletion finishing first. The watch still says so,
+# and its gauges must not count it any more.
+@kopf.on.event(*SHOP)
+async def forget_deleted(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    if type == "DELETED":
+        memo.reconciler.forget(dict(body))
