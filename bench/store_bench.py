@@ -132,7 +132,6 @@ def settle(store: OrderStore, order: dict[str, Any]) -> None:
         event_id=event.event_id,
         event_type=event.type,
         failure_code=None,
-        redrive_after_seconds=60.0,
     )
 
 

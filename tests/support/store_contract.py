@@ -56,15 +56,12 @@ def place(
     )
 
 
-def settle(
-    store: OrderStore, event: PaymentSucceeded | PaymentFailed, redrive_after: float = 60.0
-) -> Settlement:
+def settle(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> Settlement:
     return store.orders.apply_payment_outcome(
         order_id=event.order_id,
         event_id=event.event_id,
         event_type=event.type,
         failure_code=event.failure_code if isinstance(event, PaymentFailed) else None,
-        redrive_after_seconds=redrive_after,
     )
 
 
@@ -162,10 +159,11 @@ class StoreContract:
     ) -> None:
         waiting, failed, notified_first, pending = (place(store)[0] for _ in range(4))
         store.redrives.mark_notified(notified_first["id"])  # its outcome redelivered late
+        store.redrives.after_seconds = 0.0  # a settled order is due at once
         for order in (waiting, notified_first):
-            assert settle(store, paid(order), redrive_after=0.0).outcome == "applied"
+            assert settle(store, paid(order)).outcome == "applied"
         declined = PaymentFailed(**paid(failed).model_dump(exclude={"type"}), failure_code="x")
-        assert settle(store, declined, redrive_after=0.0).outcome == "applied"
+        assert settle(store, declined).outcome == "applied"
         time.sleep(0.01)  # past the paid one's due time
 
         # Only the paid order still waiting for its notification is due: the settling write

@@ -94,9 +94,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
         async def serve(runtime: OrdersRuntime) -> None:
             telemetry.metrics.watch_outbox(runtime.store.outbox.backlog)
-            await run_in_threadpool(
-                runtime.subscribe, subscription(settled, settings.redrive_after_seconds)
-            )
+            await run_in_threadpool(runtime.subscribe, subscription(settled))
             runtime.relay.start()
             runtime.sweeper.start()
             app.state.runtime = runtime

@@ -48,11 +48,9 @@ class PaymentOutcomeHandler:
         self,
         store: OrderStore,
         settled: SettledOrders | None = None,
-        redrive_after_seconds: float = 60.0,
     ) -> None:
         self.orders = store.orders
         self.settled = settled
-        self.redrive_after_seconds = redrive_after_seconds
 
     def __call__(self, event: PaymentSucceeded | PaymentFailed, headers: dict[str, str]) -> None:
         failure_code = event.failure_code if isinstance(event, PaymentFailed) else None
@@ -61,10 +59,7 @@ class PaymentOutcomeHandler:
             event_id=event.event_id,
             event_type=event.type,
             failure_code=failure_code,
-            # A PAID order now waits for its notification (at most this long), a failed one
-            # for nothing: in the settling write itself.
-            redrive_after_seconds=self.redrive_after_seconds,
-        )
+        )  # which also starts a PAID order's wait for its notification (the store's period)
         if settlement.outcome == "applied" and self.settled is not None:
             status = next_status(OrderStatus.PENDING, event.type)
             self.settled.observe(status.value, settlement.placed_at)
@@ -85,14 +80,12 @@ class NotificationSentHandler:
         self.redrives.mark_notified(event.order_id)
 
 
-def subscription(
-    settled: SettledOrders | None = None, redrive_after_seconds: float = 60.0
-) -> Subscription[OrderStore]:
+def subscription(settled: SettledOrders | None = None) -> Subscription[OrderStore]:
     """Both payment outcomes, each settling the order (and observed in `settled`), and the
     notification of a paid one."""
 
     def handler(store: OrderStore) -> PaymentOutcomeHandler:
-        return PaymentOutcomeHandler(store, settled, redrive_after_seconds)
+        return PaymentOutcomeHandler(store, settled)
 
     return (
         Subscription[OrderStore](QUEUE)

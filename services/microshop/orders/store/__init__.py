@@ -35,7 +35,8 @@ class OrderStore:
     """What the orders service opens, by URL: mongodb:// (a server), sqlite:///path (embedded)
     or mongomock:// (in memory, for tests). Routes and handlers use `catalog` and `orders`, the
     relay drains `outbox`. `client_options` are the MongoClient's (OrdersSettings);
-    `redrive_after_seconds` how long a new order may wait for its payment (OrdersSettings)."""
+    `redrive_after_seconds` how long an order may wait for its payment, and a paid one for its
+    notification (OrdersSettings), written with each placing and settling."""
 
     catalog: Catalog
     orders: Orders
@@ -56,7 +57,7 @@ class OrderStore:
             self.backend = SqliteBackend(path_of(url), tracer)
             source: Catalog = SqliteCatalog(self.backend)
             outbox = SqliteOutbox(self.backend)
-            sqlite_redrives = SqliteRedrives(self.backend, outbox)
+            sqlite_redrives = SqliteRedrives(self.backend, outbox, redrive_after_seconds)
             self.orders = SqliteOrders(self.backend, outbox, sqlite_redrives)
             self.redrives = sqlite_redrives
         else:

@@ -49,6 +49,12 @@ def connect(
     )
 
 
+def drop_indexes(collection: Any, names: set[str]) -> None:
+    """Drop those of the named indexes (an earlier release's, that nothing reads) it has."""
+    for name in set(collection.index_information()) & names:
+        collection.drop_index(name)
+
+
 @dataclass
 class DocumentBackend:
     """The client, the database and its two collections (traced when tracing is on), and the

@@ -77,11 +77,11 @@ class Orders(Protocol):
         event_id: str,
         event_type: str,
         failure_code: str | None,
-        redrive_after_seconds: float,
     ) -> Settlement:
         """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored', and,
         once applied, when the order was placed (for the placed → settled histogram). The same
-        write gives a PAID order `redrive_after_seconds` to be notified (store/redrive.py).
+        write gives a PAID order the store's `redrive_after_seconds` to be notified
+        (store/redrive.py).
 
         Raises LookupError when the order does not exist (yet)."""
 

@@ -24,7 +24,7 @@ import pymongo
 
 from microshop.events import OrderCreated
 from microshop.orders.domain import OrderStatus
-from microshop.orders.store.backend import DocumentBackend
+from microshop.orders.store.backend import DocumentBackend, drop_indexes
 from microshop.orders.store.outbox import DocumentOutbox, add_event, outbox_entry
 from microshop.orders.store.sqlite import SqliteBackend, SqliteOutbox
 
@@ -38,6 +38,9 @@ _REASON_OF: dict[str, Reason] = {
 
 
 class Redrives(Protocol):
+    # How long an order may wait for its payment, or a paid one for its notification.
+    after_seconds: float
+
     def create_indexes(self) -> None:
         """Safe to run on every start of every replica."""
 
@@ -72,8 +75,7 @@ class DocumentRedrives:
         with self.backend.lock:
             orders = self.backend.orders
             orders.create_index([(REDRIVE_AT, pymongo.ASCENDING)], sparse=True)
-            if OBSOLETE_INDEX in orders.index_information():
-                orders.drop_index(OBSOLETE_INDEX)
+            drop_indexes(orders, {OBSOLETE_INDEX})
             # PENDING orders an earlier release placed without a due time: one pass at start.
             orders.update_many(
                 {"status": OrderStatus.PENDING.value, REDRIVE_AT: {"$exists": False}},
@@ -94,8 +96,7 @@ class DocumentRedrives:
             )
         return bool(result.modified_count)
 
-    @staticmethod
-    def settling(paid: bool, after_seconds: float) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def settling(self, paid: bool) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """What the write settling an order adds for the sweeper, as (filter, update) parts to
         try in turn, each excluding the others: a PAID order waits for its notification
         `after_seconds` at most, unless notification.sent overtook the payment's outcome (a
@@ -103,7 +104,7 @@ class DocumentRedrives:
         finished: dict[str, Any] = {"$unset": {REDRIVE_AT: ""}}
         if not paid:
             return [({}, finished)]
-        due = {"$set": {REDRIVE_AT: time.time() + after_seconds}}
+        due = {"$set": {REDRIVE_AT: time.time() + self.after_seconds}}
         return [({NOTIFIED_AT: None}, due), ({NOTIFIED_AT: {"$ne": None}}, finished)]
 
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
@@ -148,8 +149,10 @@ class SqliteRedrives:
     order the sweeper has seen, that settled, or that notification.sent has reached;
     `redrive_at` is NULL once it is finished (the index holds only the unfinished)."""
 
-    def __init__(self, backend: SqliteBackend, outbox: SqliteOutbox) -> None:
-        self.backend, self.outbox = backend, outbox
+    def __init__(
+        self, backend: SqliteBackend, outbox: SqliteOutbox, after_seconds: float = 60.0
+    ) -> None:
+        self.backend, self.outbox, self.after_seconds = backend, outbox, after_seconds
         # Orders created before this (microseconds) were seen by an earlier sweep: each sweep
         # reads only the newer ones (orders_by_status), with a margin for slow writers.
         self._seen_before = 0
@@ -170,14 +173,11 @@ class SqliteRedrives:
                 ).rowcount
             )
 
-    @staticmethod
-    def record_settled(
-        connection: sqlite3.Connection, order_id: str, paid: bool, after_seconds: float
-    ) -> None:
+    def record_settled(self, connection: sqlite3.Connection, order_id: str, paid: bool) -> None:
         """In the transaction settling the order: PAID waits for its notification
         `after_seconds` at most (unless notification.sent came first), PAYMENT_FAILED is
         finished."""
-        due = time.time() + after_seconds if paid else None
+        due = time.time() + self.after_seconds if paid else None
         connection.execute(
             "INSERT INTO redrives (order_id, redrive_at) VALUES (?, ?)"
             " ON CONFLICT (order_id) DO UPDATE SET redrive_at = excluded.redrive_at"

@@ -374,7 +374,6 @@ class SqliteOrders:
         event_id: str,
         event_type: str,
         failure_code: str | None,
-        redrive_after_seconds: float,
     ) -> Settlement:
         try:
             target = next_status(OrderStatus.PENDING, event_type)
@@ -404,5 +403,5 @@ class SqliteOrders:
                 (order_id, event_id),
             )
             paid = target is OrderStatus.PAID
-            self.redrives.record_settled(connection, order_id, paid, redrive_after_seconds)
+            self.redrives.record_settled(connection, order_id, paid)
         return Settlement("applied", from_micros(found["created_at"]))
