@@ -32,6 +32,9 @@ class OrderCreated(Event):
     total_cents: int
     currency: str
     payment_method: str
+    # When the order was placed (a re-driven order.created occurs later): payments copies it
+    # onto the outcome, so orders can time placed → settled without reading the order back.
+    placed_at: datetime | None = None
 
 
 class PaymentSucceeded(Event):
@@ -41,6 +44,7 @@ class PaymentSucceeded(Event):
     user_id: str
     amount_cents: int
     currency: str
+    placed_at: datetime | None = None  # the order's, from its order.created, if it says
 
 
 class PaymentFailed(Event):
@@ -51,6 +55,7 @@ class PaymentFailed(Event):
     amount_cents: int
     currency: str
     failure_code: str
+    placed_at: datetime | None = None  # as on payment.succeeded
 
 
 class NotificationSent(Event):

@@ -183,3 +183,16 @@ def test_the_store_waits_a_bounded_time_while_the_server_is_down_and_resumes_aft
     ]
     assert store.outbox.relay_batch(lambda messages: None) == 2
     store.close()
+
+
+def test_an_outcome_that_says_when_its_order_was_placed_settles_with_no_read_back(
+    secantus: SecantusServer,
+) -> None:
+    store, commands = watched(secantus.url)
+    told, untold = place(store)[0], place(store)[0]
+    before = len(commands.named("find"))
+    assert settle(store, paid(told, placed_at=told["created_at"])).outcome == "applied"
+    assert len(commands.named("find")) == before  # the update alone
+    assert settle(store, paid(untold)).outcome == "applied"  # an earlier release's outcome
+    assert len(commands.named("find")) == before + 1  # looks up when the order was placed
+    store.close()

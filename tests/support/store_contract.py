@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -62,6 +62,7 @@ def settle(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> Settle
         event_id=event.event_id,
         event_type=event.type,
         failure_code=event.failure_code if isinstance(event, PaymentFailed) else None,
+        placed_at=event.placed_at,
     )
 
 
@@ -69,10 +70,12 @@ def outcome(store: OrderStore, event: PaymentSucceeded | PaymentFailed) -> str:
     return settle(store, event).outcome
 
 
-def paid(order: dict[str, Any]) -> PaymentSucceeded:
+def paid(order: dict[str, Any], placed_at: datetime | None = None) -> PaymentSucceeded:
+    """The outcome of an earlier release, which does not say when the order was placed, unless
+    `placed_at` is given."""
     return PaymentSucceeded(
         payment_id=str(uuid.uuid4()), order_id=order["id"], user_id=order["user_id"],
-        amount_cents=order["total_cents"], currency=order["currency"],
+        amount_cents=order["total_cents"], currency=order["currency"], placed_at=placed_at,
     )  # fmt: skip
 
 
@@ -192,6 +195,35 @@ class StoreContract:
         with pytest.raises(LookupError):
             outcome(store, paid({**order, "id": str(uuid.uuid4())}))
         assert settle(store, failed) == ("duplicate", None)
+
+    def test_an_outcome_that_says_when_its_order_was_placed_is_timed_from_then(
+        self, store: OrderStore
+    ) -> None:
+        order, _ = place(store)
+        relayed = parse_event(relay_all(store)[0].body)
+        assert isinstance(relayed, OrderCreated)  # what payments copies onto the outcome
+        assert relayed.placed_at is not None
+        assert abs(relayed.placed_at - order["created_at"]) < timedelta(milliseconds=1)
+        settlement = settle(store, paid(order, placed_at=relayed.placed_at))
+        assert settlement.outcome == "applied"
+        assert settlement.placed_at is not None and settlement.placed_at.tzinfo is not None
+        assert abs(settlement.placed_at - order["created_at"]) < timedelta(milliseconds=1)
+
+    def test_a_redriven_order_created_says_when_the_order_was_placed(
+        self, store: OrderStore
+    ) -> None:
+        order, _ = place(store)
+        relay_all(store)
+        assert store.redrives.sweep(60.0) == []  # not due before its period is up
+        later = time.time() + 61
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(time, "time", lambda: later)
+            assert store.redrives.sweep(60.0) == [(order["id"], "payment_missing")]
+        again = parse_event(relay_all(store)[0].body)
+        assert isinstance(again, OrderCreated) and again.order_id == order["id"]
+        assert again.occurred_at > order["created_at"]  # driven again later,
+        assert again.placed_at is not None  # but placed when it was
+        assert abs(again.placed_at - order["created_at"]) < timedelta(milliseconds=1)
 
     def test_the_relay_sends_each_orders_event_once_with_its_headers(
         self, store: OrderStore

@@ -59,6 +59,7 @@ class PaymentOutcomeHandler:
             event_id=event.event_id,
             event_type=event.type,
             failure_code=failure_code,
+            placed_at=event.placed_at,
         )  # which also starts a PAID order's wait for its notification (the store's period)
         if settlement.outcome == "applied" and self.settled is not None:
             status = next_status(OrderStatus.PENDING, event.type)

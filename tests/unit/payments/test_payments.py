@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -86,7 +87,9 @@ def payments_of(client: TestClient, order_id: str) -> int:
 def test_an_order_is_charged_and_its_outcome_published(
     client: TestClient, outcomes: list[IncomingMessage]
 ) -> None:
-    paid, declined = order_created(), order_created("pm_card_chargeDeclined")
+    placed = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    paid = order_created(placed_at=placed)
+    declined = order_created("pm_card_chargeDeclined", placed_at=placed)
     send(client, paid)
     send(client, declined)
     wait_until(lambda: len(outcomes) == 2)
@@ -94,6 +97,8 @@ def test_an_order_is_charged_and_its_outcome_published(
     succeeded, failed = events[paid.order_id], events[declined.order_id]
     assert isinstance(succeeded, PaymentSucceeded) and succeeded.amount_cents == 2400
     assert isinstance(failed, PaymentFailed) and failed.failure_code == "card_declined"
+    # When the order was placed, for orders' placed → settled histogram.
+    assert succeeded.placed_at == failed.placed_at == placed
 
 
 def test_an_order_is_charged_once_however_often_it_arrives(
@@ -102,7 +107,9 @@ def test_an_order_is_charged_once_however_often_it_arrives(
     event = order_created()
     send(client, event)
     send(client, event)  # a redelivery: same event id
-    send(client, event.model_copy(update={"event_id": str(uuid.uuid4())}))  # a re-sent order
+    placed = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    resent = event.model_copy(update={"event_id": str(uuid.uuid4()), "placed_at": placed})
+    send(client, resent)  # a re-sent order
     marker = order_created()
     send(client, marker)
     wait_until(lambda: any(parse_event(m.body).order_id == marker.order_id for m in outcomes))  # type: ignore[union-attr]
@@ -114,6 +121,8 @@ def test_an_order_is_charged_once_however_often_it_arrives(
     assert len(mine) == 2
     assert len({e.payment_id for e in mine}) == 1  # type: ignore[union-attr]
     assert len({e.event_id for e in mine}) == 2
+    # Each says when the order was placed as its order.created did (the first did not).
+    assert [e.placed_at for e in mine] == [None, placed]
 
 
 def test_payments_are_listed_for_their_owner_only(

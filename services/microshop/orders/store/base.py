@@ -77,11 +77,13 @@ class Orders(Protocol):
         event_id: str,
         event_type: str,
         failure_code: str | None,
+        placed_at: datetime | None = None,
     ) -> Settlement:
         """Settle a PENDING order once per event: 'applied', 'duplicate' or 'ignored', and,
-        once applied, when the order was placed (for the placed → settled histogram). The same
-        write gives a PAID order the store's `redrive_after_seconds` to be notified
-        (store/redrive.py).
+        once applied, when the order was placed (for the placed → settled histogram): the
+        event's `placed_at` where it says, which spares a store that would read the order
+        back for it that read. The same write gives a PAID order the store's
+        `redrive_after_seconds` to be notified (store/redrive.py).
 
         Raises LookupError when the order does not exist (yet)."""
 
@@ -186,6 +188,7 @@ def order_created(
         currency=priced.currency,
         payment_method=payment_method,
         occurred_at=now,
+        placed_at=now,
     )
 
 

@@ -26,7 +26,8 @@ from microshop.events import OrderCreated
 from microshop.orders.domain import OrderStatus
 from microshop.orders.store.backend import DocumentBackend, drop_indexes
 from microshop.orders.store.outbox import DocumentOutbox, add_event, outbox_entry
-from microshop.orders.store.sqlite import SqliteBackend, SqliteOutbox
+from microshop.orders.store.sqlite import SqliteBackend, SqliteOutbox, from_micros
+from microshop.platform.clock import as_utc
 
 REDRIVE_AT = "redrive_at"
 NOTIFIED_AT = "notified_at"
@@ -131,7 +132,8 @@ SEEN_MARGIN_SECONDS = 60.0
 # The due orders, oldest due first. CROSS JOIN: from the due times' range (redrives_due) to
 # each order by id; a plain JOIN let SQLite walk every PENDING and PAID order by status instead.
 SQLITE_DUE = (
-    "SELECT o.id, o.user_id, o.total_cents, o.currency, o.payment_method, o.status"
+    "SELECT o.id, o.user_id, o.total_cents, o.currency, o.payment_method, o.status,"
+    " o.created_at"
     " FROM redrives r CROSS JOIN orders o ON o.id = r.order_id"
     " WHERE r.redrive_at < ? AND r.notified_at IS NULL AND o.status IN (?, ?)"
     " ORDER BY r.redrive_at LIMIT ?"
@@ -200,7 +202,7 @@ class SqliteRedrives:
             self._seen_before = int((now - SEEN_MARGIN_SECONDS) * 1_000_000)
             rows = connection.execute(SQLITE_DUE, (now, pending, paid, limit)).fetchall()
             for row in rows:
-                event = _order_created(dict(row))
+                event = _order_created({**row, "created_at": from_micros(row["created_at"])})
                 connection.execute(
                     "UPDATE redrives SET redrive_at = ? WHERE order_id = ?",
                     (now + after_seconds, row["id"]),
@@ -225,4 +227,5 @@ def _order_created(doc: dict[str, Any]) -> OrderCreated:
         total_cents=doc["total_cents"],
         currency=doc["currency"],
         payment_method=doc["payment_method"],
+        placed_at=as_utc(doc["created_at"]),
     )

@@ -374,6 +374,7 @@ class SqliteOrders:
         event_id: str,
         event_type: str,
         failure_code: str | None,
+        placed_at: datetime | None = None,  # read with the status anyway: the stored one
     ) -> Settlement:
         try:
             target = next_status(OrderStatus.PENDING, event_type)
