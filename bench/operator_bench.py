@@ -39,6 +39,7 @@ from typing import Any
 
 from bench.report import Figure, Report, Table
 from microshop.standalone import free_ports
+from tests.support.kopf import kopf_run
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "operator"))  # the emulator and its HTTPS front
@@ -194,16 +195,7 @@ def measure_operator(directory: Path, shops: int, steady: float) -> Run:
         env = {**os.environ, "KUBECONFIG": str(api.operator_kubeconfig)}
         log = (directory / "kopf.log").open("w")
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kopf",
-                "run",
-                "--module=microshop_operator.main",
-                "--all-namespaces",
-                "--standalone",
-                f"--liveness={liveness}",
-            ],
+            kopf_run(liveness, "--standalone"),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

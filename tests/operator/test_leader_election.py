@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from apiserver import RunningApi
 from test_operator import CRD, all_applied, apply_shop, live, shop_manifest
 
 from microshop_operator.builders import build_children
+from tests.support.kopf import TEST_TIMINGS, kopf_run
 from tests.support.polling import wait_until
 from tests.support.servers import free_port
 
@@ -53,25 +53,17 @@ class Replica:
             "MICROSHOP_OPERATOR_PEERING_NAME": PEERING,
             "MICROSHOP_OPERATOR_PEERING_LIFETIME_SECONDS": str(LIFETIME),
             "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": "5",
-            "MICROSHOP_OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS": "30",
-            "MICROSHOP_OPERATOR_WATCH_CLIENT_TIMEOUT_SECONDS": "40",
-            "MICROSHOP_OPERATOR_RETRY_BACKOFF_SECONDS": "1",
+            **TEST_TIMINGS,
         }
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "kopf", "run",
-                "--module=microshop_operator.main",
-                "--all-namespaces",
-                "--log-format=json",
-                f"--peering={PEERING}",
-                f"--priority={index}",
-                f"--liveness={self.liveness}",
-            ],
+            kopf_run(
+                self.liveness, "--log-format=json", f"--peering={PEERING}", f"--priority={index}"
+            ),
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
 
     def alive(self) -> bool:
         try:

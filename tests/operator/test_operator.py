@@ -18,6 +18,7 @@ import yaml
 from apiserver import KUBECTL, RunningApi
 
 from microshop_operator.builders import build_children, build_generated_secrets
+from tests.support.kopf import TEST_TIMINGS, kopf_run
 from tests.support.polling import wait_until
 from tests.support.servers import free_port, free_ports
 
@@ -81,22 +82,11 @@ class Operator:
             # The chart's ServiceAccount: the emulator holds it to the chart's RBAC.
             "KUBECONFIG": str(api.operator_kubeconfig),
             "MICROSHOP_OPERATOR_RECONCILE_INTERVAL_SECONDS": str(reconcile_interval_seconds),
-            "MICROSHOP_OPERATOR_WATCH_SERVER_TIMEOUT_SECONDS": "30",
-            "MICROSHOP_OPERATOR_WATCH_CLIENT_TIMEOUT_SECONDS": "40",
-            "MICROSHOP_OPERATOR_RETRY_BACKOFF_SECONDS": "1",
+            **TEST_TIMINGS,
         }
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kopf",
-                "run",
-                "--module=microshop_operator.main",
-                "--all-namespaces",
-                "--standalone",
-                f"--liveness={self.liveness}",
-            ],
+            kopf_run(self.liveness, "--standalone"),
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import kopf
+
 ROOT = Path(__file__).resolve().parents[3]
 HADOLINT = Path(sys.executable).parent / "hadolint"
 DOCKERFILES = {
     "services": (ROOT / "services" / "Dockerfile", '["microshop-service"]'),
-    "operator": (ROOT / "operator" / "Dockerfile", '["kopf", "run"'),
+    # The module the operator tests run too (tests/support/kopf.py).
+    "operator": (ROOT / "operator" / "Dockerfile", f'["kopf", "run", "{kopf.MODULE}"]'),
 }
 
 
