@@ -28,6 +28,7 @@ from tests.support.kind import (
     missing_prerequisites,
     run,
 )
+from tests.support.servers import free_port
 
 SKIP_REASON = missing_prerequisites()
 
@@ -82,13 +83,6 @@ def operator(cluster: Cluster, images: dict[str, str]) -> str:
     cluster.kubectl("--namespace", OPERATOR_NAMESPACE, "rollout", "status",
                     "deployment/microshop-operator", "--timeout=300s")  # fmt: skip
     return "microshop-operator"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from microshop.events import EXCHANGE, OrderCreated, PaymentSucceeded
 from microshop.platform.auth import Principal, TokenIssuer, generate_key_pair
 from tests.integration.conftest import PG_ADMIN
 from tests.support.polling import wait_until
-from tests.support.servers import free_port
+from tests.support.servers import free_ports
 from tests.support.shop import Service
 
 DB_PASSWORD = "pg-" + uuid.uuid4().hex
@@ -140,7 +140,11 @@ def test_no_failure_of_any_process_prints_a_secret(
         "MICROSHOP_CONSUMER_MAX_ATTEMPTS": "2",
         "MICROSHOP_CONSUMER_RETRY_BASE_SECONDS": "0.1",
     }
-    refused_db = f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:{free_port()}/gone"
+    # Every port at once, so none repeats: the five services' and one nothing listens on.
+    names = ("users", "orders", "payments", "notifications", "gateway")
+    *taken, refused = free_ports(len(names) + 1)
+    ports = dict(zip(names, taken, strict=True))
+    refused_db = f"postgresql+psycopg://postgres:{DB_PASSWORD}@127.0.0.1:{refused}/gone"
     envs = {
         "users": {
             "MICROSHOP_DATABASE_URL": databases["users"],
@@ -155,7 +159,7 @@ def test_no_failure_of_any_process_prints_a_secret(
         "payments": {"MICROSHOP_DATABASE_URL": databases["payments"]},
         "notifications": {"MICROSHOP_DATABASE_URL": refused_db},
     }
-    ports = {name: free_port() for name in (*envs, "gateway")}
+    assert set(names) == {*envs, "gateway"}
     services = {
         name: Service(
             name,

@@ -378,7 +378,7 @@ def private_rabbitmq_node(workdir: Path):
     cookie.chmod(0o400)
     (workdir / "env.conf").write_text("")  # ignore /etc/rabbitmq/rabbitmq-env.conf (its NODENAME)
     (workdir / "enabled_plugins").write_text("[].\n")  # no management plugin: boots in seconds
-    port, dist_port = free_port(), free_port()
+    port, dist_port = free_ports(2)  # at once: asked for one by one, two could be the same
     (workdir / "rabbitmq.conf").write_text(f"listeners.tcp.default = 127.0.0.1:{port}\n")
     name = f"microshop-it-{uuid.uuid4().hex[:8]}@localhost"
     env = {
