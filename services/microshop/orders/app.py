@@ -55,7 +55,6 @@ class OrdersRuntime:
         sweeper = RedriveSweeper(
             store.redrives,
             telemetry.metrics.registry,
-            settings.redrive_after_seconds,
             settings.redrive_interval_seconds,
             settings.relay_backoff,
         )

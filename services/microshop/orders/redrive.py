@@ -19,18 +19,18 @@ log = logging.getLogger(__name__)
 
 
 class RedriveSweeper:
-    """A background thread sweeping every `interval_seconds`; a sweep that fails (the database
-    is away) is tried again with `backoff`."""
+    """A background thread sweeping every `interval_seconds`, driving each order again by the
+    period its store's Redrives hold (`after_seconds`); a sweep that fails (the database is
+    away) is tried again with `backoff`."""
 
     def __init__(
         self,
         redrives: Redrives,
         registry: CollectorRegistry,
-        after_seconds: float,
         interval_seconds: float,
         backoff: Backoff,
     ) -> None:
-        self.redrives, self.after_seconds = redrives, after_seconds
+        self.redrives = redrives
         self.interval_seconds = interval_seconds
         self.redriven = Counter(
             "microshop_orders_redriven",
@@ -49,7 +49,7 @@ class RedriveSweeper:
         self._thread.start()
 
     def sweep(self) -> int:
-        driven = self.redrives.sweep(self.after_seconds)
+        driven = self.redrives.sweep(self.redrives.after_seconds)
         for order_id, reason in driven:
             self.redriven.labels(reason).inc()
             log.warning("order driven again: %s", reason, extra={"order_id": order_id})

@@ -5,10 +5,10 @@ each claimed with its order.created written again to the order's outbox in one w
 Times are epoch seconds: the embedded stores cannot compare a zoned datetime in a query. Only
 an unfinished order has a due time (`redrive_at`): a PENDING one when it is placed (document
 store) or the first time the sweeper sees it (SQLite: one statement per sweep, over the few
-PENDING orders), a PAID one in the very
-write that settles it (`settling`, `record_settled`: no crash can come between the two), and a
-new one each time it is driven again; a notified or failed order has none. So
-every query reads an index range of unfinished orders, however many finished ones there are.
+PENDING orders), a PAID one in the very write that settles it (`settling`, `record_settled`: no
+crash can come between the two), and a new one each time it is driven again; a notified or
+failed order has none. So every query reads an index range of unfinished orders, however many
+finished ones there are.
 The claim is conditional on the due time it read: replicas never drive an order twice in one
 period.
 """
