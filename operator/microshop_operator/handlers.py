@@ -223,8 +223,7 @@ class Reconciler:
         self._remember(shop, await reconcile.report(self.api, shop, observation))
 
     def forget(self, shop: Obj) -> None:
-        uid = (shop.get("metadata") or {}).get("uid")
-        if uid:
+        if uid := _uid(shop):
             self._forgotten[uid] = None
             while len(self._forgotten) > FORGOTTEN_KEPT:
                 del self._forgotten[next(iter(self._forgotten))]
@@ -285,7 +284,7 @@ class Reconciler:
         state.service_monitor = progress.service_monitor
 
     def _remember(self, shop: Obj, status: Obj) -> None:
-        if (shop.get("metadata") or {}).get("uid") in self._forgotten:
+        if _uid(shop) in self._forgotten:
             return  # deleted while this run was under way: counted no more
         self._conditions[_key(shop)] = {
             str(item["type"]): str(item["status"]) for item in status.get("conditions", [])
@@ -361,6 +360,11 @@ def _version(child: Obj) -> int:
 
 def _key(shop: Obj) -> ShopKey:
     return shop["metadata"]["namespace"], shop["metadata"]["name"]
+
+
+def _uid(shop: Obj) -> str | None:
+    uid: str | None = (shop.get("metadata") or {}).get("uid")
+    return uid
 
 
 __all__ = ["Reconciler", "configure", "connect", "fingerprint", "owner_of"]

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from apiserver import RunningApi
-from test_operator import CRD, _free_port
+from test_operator import CRD
 
 from tests.support.polling import wait_until
+from tests.support.servers import free_port
 from tools.manifests import render
 
 pytestmark = pytest.mark.operator
@@ -42,7 +43,7 @@ def test_the_chart_s_health_port_is_where_the_operator_listens(
     """Defect 10. A container's `args` replace the image's CMD and keep its ENTRYPOINT
     (Kubernetes docs, "Define a Command and Arguments for a Container": args without command);
     the probes look at the container port named `health`, which is values.healthPort."""
-    port = _free_port()
+    port = free_port()
     deployment = next(o for o in render({"healthPort": port}) if o["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}

@@ -20,7 +20,7 @@ from apiserver import KUBECTL, RunningApi
 from microshop_operator.builders import build_children, build_generated_secrets
 from tests.support.kopf import TEST_TIMINGS, kopf_run
 from tests.support.polling import wait_until
-from tests.support.servers import free_port, free_ports
+from tests.support.servers import free_ports
 
 pytestmark = pytest.mark.operator
 
@@ -102,10 +102,6 @@ class Operator:
 
     def tail(self) -> str:
         return "".join(self.log_path.read_text().splitlines(keepends=True)[-OPERATOR_LOG_LINES:])
-
-
-def _free_port() -> int:
-    return free_port()
 
 
 @contextlib.contextmanager
