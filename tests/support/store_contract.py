@@ -133,6 +133,31 @@ class StoreContract:
         assert sorted(created for _, created in results) == [False] * 7 + [True]
         assert len({order["id"] for order, _ in results}) == 1
 
+    def test_outcomes_settling_at_once_apply_once_and_fail_only_their_own(
+        self, store: OrderStore
+    ) -> None:
+        """Consumers side by side (on SQLite: one group commit): each order is settled once, a
+        twin delivery is a duplicate, and an outcome for an order not yet stored fails alone."""
+        orders = [place(store)[0] for _ in range(5)]
+        outcomes = [paid(order) for order in orders]
+        unknown = paid({**orders[0], "id": str(uuid.uuid4())})
+        deliveries = [*outcomes, outcomes[2], unknown, outcomes[2]]
+
+        def deliver(event: PaymentSucceeded) -> str:
+            try:
+                return outcome(store, event)
+            except LookupError:
+                return "lookup error"
+
+        with ThreadPoolExecutor(len(deliveries)) as pool:
+            answers = list(pool.map(deliver, deliveries))
+
+        assert answers[:2] + answers[3:5] == ["applied"] * 4
+        assert sorted([answers[2], answers[5], answers[7]]) == ["applied", "duplicate", "duplicate"]
+        assert answers[6] == "lookup error"
+        for order in orders:
+            assert store.orders.get("alice", order["id"])["status"] == "PAID"  # type: ignore[index]
+
     def test_the_users_list_is_newest_first_paged_and_counted(self, store: OrderStore) -> None:
         ids = []
         for _ in range(5):

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from microshop.events import Event, parse_event
 from microshop.platform.bus import Bus, OutgoingMessage
 from microshop.platform.db import UtcDateTime
+from microshop.platform.groupcommit import GroupCommit
 from microshop.platform.retry import RELAY, Backoff, until_stopped
 
 log = logging.getLogger(__name__)
@@ -181,28 +182,46 @@ class SqlOutbox:
 
 
 class SqlInbox:
-    """Runs a consumer's change at most once per event_id, in one transaction with its mark."""
+    """Runs a consumer's change at most once per event_id, in one transaction with its mark.
+
+    On SQLite (one writer per file) the changes of the consumers waiting at the time commit
+    together, from one thread (platform/groupcommit.py); on PostgreSQL each commits in its
+    caller's own transaction, side by side.
+    """
 
     def __init__(
         self, session_factory: sessionmaker[Session], model: type[Any], consumer: str
     ) -> None:
         self.session_factory, self.model, self.consumer = session_factory, model, consumer
         self.table: Table = model.__table__
+        engine: Engine = session_factory.kw["bind"]
+        self._grouped: GroupCommit[Session] | None = (
+            GroupCommit(f"inbox-{consumer}", session_factory.begin)
+            if engine.dialect.name == "sqlite"
+            else None
+        )
 
     def process_once(self, event_id: str, change: Callable[[Session], None]) -> bool:
         """Apply `change` and record `event_id` atomically; False if it was processed before.
 
         The mark goes first, as an insert that does nothing where it exists: a twin delivery
         that committed already leaves nothing to do, and one committing meanwhile makes this
-        insert wait for it (PostgreSQL) or is kept out by SQLite's one writer."""
+        insert wait for it (PostgreSQL) or is kept out by SQLite's one writer. On SQLite
+        `change` may run twice (its group failed): it must touch nothing but the session."""
         key = {"consumer": self.consumer, "event_id": event_id}
+
+        def once(session: Session) -> bool:
+            mark = {**key, "processed_at": datetime.now(UTC)}
+            if not insert_once(session.connection(), self.table, mark, *key):
+                return False
+            change(session)
+            return True
+
         try:
+            if self._grouped is not None:
+                return self._grouped.run(once)
             with self.session_factory.begin() as session:
-                mark = {**key, "processed_at": datetime.now(UTC)}
-                if not insert_once(session.connection(), self.table, mark, *key):
-                    return False
-                change(session)
-                return True
+                return once(session)
         except IntegrityError:
             # Another unique rule of the change (one payment per order) met a twin: if that twin
             # was this very event, it did the work.
@@ -210,6 +229,10 @@ class SqlInbox:
                 if session.get(self.model, key) is not None:
                     return False
             raise
+
+    def close(self) -> None:
+        if self._grouped is not None:
+            self._grouped.close()
 
 
 class OutboxRelay:

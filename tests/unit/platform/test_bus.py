@@ -184,3 +184,42 @@ def test_services_in_one_process_share_a_bus_until_the_last_one_closes(bus_url: 
         reopened.ping()
     finally:
         reopened.close()
+
+
+@pytest.mark.parametrize("consumers", [1, 3])
+def test_a_queue_has_its_consumers_side_by_side_and_close_stops_them_all(
+    bus_url: str, consumers: int
+) -> None:
+    """As on RabbitMQ (MICROSHOP_CONSUMERS_PER_QUEUE): while one handler waits, say for its
+    commit, the queue's next message is being handled by another consumer."""
+    bus = connect_bus(bus_url, FAST_RETRY, consumers=consumers)
+    assert isinstance(bus, MemoryBus)
+    in_flight = threading.Semaphore(0)
+    release = threading.Event()
+    most = 0
+    lock = threading.Lock()
+    handling = 0
+
+    def handler(_message: IncomingMessage) -> None:
+        nonlocal most, handling
+        with lock:
+            handling += 1
+            most = max(most, handling)
+        in_flight.release()
+        release.wait(10)
+        with lock:
+            handling -= 1
+
+    bus.subscribe("payments", ["order.created"], handler)
+    bus.publish([message("order.created") for _ in range(consumers + 2)])
+    for _ in range(consumers):
+        assert in_flight.acquire(timeout=10)
+    assert not in_flight.acquire(timeout=0.2)  # the others wait for a free consumer
+    assert most == consumers
+    release.set()
+    for _ in range(2):
+        assert in_flight.acquire(timeout=10)
+    threads = bus._queues["payments"].threads
+    assert len(threads) == consumers
+    bus.close()
+    assert not any(thread.is_alive() for thread in threads)

@@ -160,13 +160,15 @@ class SqliteRedrives:
         self._seen_before = 0
 
     def create_indexes(self) -> None:
-        with self.backend.write() as connection:
+        def create(connection: sqlite3.Connection) -> None:
             for statement in _SQLITE_SCHEMA:
                 connection.execute(statement)
 
+        self.backend.transact(create)
+
     def mark_notified(self, order_id: str) -> bool:
-        with self.backend.write() as connection:
-            return bool(
+        return self.backend.transact(
+            lambda connection: bool(
                 connection.execute(
                     "INSERT INTO redrives (order_id, redrive_at, notified_at) VALUES (?, NULL, ?)"
                     " ON CONFLICT (order_id) DO UPDATE SET notified_at = excluded.notified_at,"
@@ -174,6 +176,7 @@ class SqliteRedrives:
                     (order_id, time.time()),
                 ).rowcount
             )
+        )
 
     def record_settled(self, connection: sqlite3.Connection, order_id: str, paid: bool) -> None:
         """In the transaction settling the order: PAID waits for its notification
@@ -190,8 +193,9 @@ class SqliteRedrives:
     def sweep(self, after_seconds: float, limit: int = 100) -> list[tuple[str, Reason]]:
         now = time.time()
         pending, paid = OrderStatus.PENDING.value, OrderStatus.PAID.value
-        driven: list[tuple[str, Reason]] = []
-        with self.backend.write() as connection:
+
+        def redrive(connection: sqlite3.Connection) -> list[tuple[str, Reason]]:
+            driven: list[tuple[str, Reason]] = []
             # orders_by_status (status, created_at) finds the PENDING ones placed lately.
             connection.execute(
                 "INSERT INTO redrives (order_id, redrive_at)"
@@ -199,7 +203,6 @@ class SqliteRedrives:
                 " ON CONFLICT (order_id) DO NOTHING",
                 (now + after_seconds, pending, self._seen_before),
             )
-            self._seen_before = int((now - SEEN_MARGIN_SECONDS) * 1_000_000)
             rows = connection.execute(SQLITE_DUE, (now, pending, paid, limit)).fetchall()
             for row in rows:
                 event = _order_created({**row, "created_at": from_micros(row["created_at"])})
@@ -214,6 +217,11 @@ class SqliteRedrives:
                      int(now * 1_000_000)),
                 )  # fmt: skip
                 driven.append((row["id"], _REASON_OF[row["status"]]))
+            return driven
+
+        driven = self.backend.transact(redrive)
+        # Only once committed: a sweep whose transaction failed reads those orders again.
+        self._seen_before = int((now - SEEN_MARGIN_SECONDS) * 1_000_000)
         if driven:
             self.outbox.on_commit()
         return driven

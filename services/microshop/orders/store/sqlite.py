@@ -4,8 +4,9 @@ mode, with a real index for every query the service runs.
 It meets the same interface as the document store (base.py), and keeps the same promises by
 SQL's own means: an order, its order.created event (a row of `outbox`) and later the events it
 has processed (`processed_events`) are written in one transaction. Each thread has its own
-connection, so readers never wait for each other or for the writer (WAL); writers of this
-process queue on one lock rather than on SQLite's busy-wait, and `busy_timeout` covers another
+connection, so readers never wait for each other or for the writer (WAL). Every write of this
+process is run by one writer thread, which commits the work of all the callers waiting at the
+time in one transaction (group commit, `SqliteBackend.transact`); `busy_timeout` covers another
 process on the same file.
 """
 
@@ -16,10 +17,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from opentelemetry.trace import Tracer
 
@@ -41,11 +42,14 @@ from microshop.orders.store.base import (
     replayed,
 )
 from microshop.platform import clock
+from microshop.platform.groupcommit import GroupCommit
 from microshop.platform.outbox import to_message
 from microshop.platform.telemetry import TracedConnection
 
 if TYPE_CHECKING:
     from microshop.orders.store.redrive import SqliteRedrives
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -131,14 +135,15 @@ def order_of(row: sqlite3.Row) -> dict[str, Any]:
 
 
 class SqliteBackend:
-    """The file, a connection per thread, and the lock this process's writers queue on."""
+    """The file, a connection per thread for reads, and the one thread that runs its writes,
+    several callers' to a commit (platform/groupcommit.py)."""
 
     def __init__(self, path: Path, tracer: Tracer | None = None) -> None:
         self.path, self.tracer = path, tracer
         self._local = threading.local()
         self._opened: list[sqlite3.Connection] = []
         self._opened_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._writes = GroupCommit(f"sqlite-{path.name}", self._transaction)
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (its statements traced when tracing is on)."""
@@ -161,18 +166,20 @@ class SqliteBackend:
             self._local.connection = connection
         return connection
 
+    def transact(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `body` in a write transaction; what it returns (or raises), once committed."""
+        return self._writes.run(body)
+
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; rolled back if the block raises."""
-        connection = self.connection()
-        with self._write_lock:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self.connection()  # the writer thread's
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -185,7 +192,7 @@ class SqliteBackend:
             connection.execute("COMMIT")
 
     def create_schema(self) -> None:
-        with self.write() as connection:
+        def create(connection: sqlite3.Connection) -> None:
             version = connection.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise RuntimeError(
@@ -197,10 +204,13 @@ class SqliteBackend:
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+        self.transact(create)
+
     def ping(self) -> None:
         self.connection().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
+        self._writes.close()  # after every write queued before it
         with self._opened_lock:
             opened, self._opened = self._opened, []
         for connection in opened:
@@ -213,13 +223,14 @@ class SqliteCatalog:
         self.backend = backend
 
     def seed(self) -> None:
-        with self.backend.write() as connection:
-            connection.executemany(
+        self.backend.transact(
+            lambda connection: connection.executemany(
                 "INSERT INTO products (sku, name, price_cents, currency) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (sku) DO UPDATE SET name = excluded.name,"
                 " price_cents = excluded.price_cents, currency = excluded.currency",
                 [(p.sku, p.name, p.price_cents, p.currency) for p in CATALOG],
             )
+        )
 
     def products(self) -> dict[str, Product]:
         rows = self.backend.connection().execute(
@@ -243,19 +254,21 @@ class SqliteOutbox(LeasedOutbox):
     def claim_stored(self, limit: int) -> Claim:
         now = time.time()
         claim = Claim()
-        with self.backend.write() as connection:
+
+        def lease(connection: sqlite3.Connection) -> list[sqlite3.Row]:
             rows = connection.execute(
                 "SELECT seq, event_id, payload, headers FROM outbox"
                 " WHERE lease_until <= ? ORDER BY lease_until, seq LIMIT ?",
                 (now, limit),
             ).fetchall()
-            if not rows:
-                return claim
-            claim.keys = [row["seq"] for row in rows]
             connection.executemany(
                 "UPDATE outbox SET lease_until = ?, lease = ? WHERE seq = ?",
-                [(now + OUTBOX_LEASE_SECONDS, claim.token, seq) for seq in claim.keys],
+                [(now + OUTBOX_LEASE_SECONDS, claim.token, row["seq"]) for row in rows],
             )
+            return rows
+
+        rows = self.backend.transact(lease)
+        claim.keys = [row["seq"] for row in rows]
         for row in rows:
             claim.event_ids.append(row["event_id"])
             event = parse_event(json.loads(row["payload"]))
@@ -263,18 +276,20 @@ class SqliteOutbox(LeasedOutbox):
         return claim
 
     def release(self, claim: Claim) -> None:
-        with self.backend.write() as connection:
-            connection.executemany(
+        self.backend.transact(
+            lambda connection: connection.executemany(
                 "UPDATE outbox SET lease_until = 0, lease = NULL WHERE seq = ? AND lease = ?",
                 [(seq, claim.token) for seq in claim.keys],
             )
+        )
 
     def clear(self, claim: Claim) -> None:
-        with self.backend.write() as connection:
-            connection.executemany(
+        self.backend.transact(
+            lambda connection: connection.executemany(
                 "DELETE FROM outbox WHERE seq = ? AND lease = ?",
                 [(seq, claim.token) for seq in claim.keys],
             )
+        )
 
     def backlog(self) -> tuple[int, float]:
         count, oldest = (
@@ -316,13 +331,18 @@ class SqliteOrders:
             payment_method=payment_method,
         )
         created = to_micros(order["created_at"])
-        with self.backend.write() as connection:
+        items, payload = json.dumps(order["items"]), event.model_dump_json()
+        stored_headers = json.dumps(headers)
+
+        def insert(
+            connection: sqlite3.Connection,
+        ) -> tuple[sqlite3.Row | None, bool, int | None, str | None]:
             inserted = connection.execute(
                 f"INSERT INTO orders ({COLUMNS}) VALUES ({', '.join('?' * 14)})"
                 " ON CONFLICT DO NOTHING",
                 (
                     idempotency_id, order["id"], user_id, idempotency_key, fingerprint,
-                    order["status"], None, json.dumps(order["items"]), order["total_cents"],
+                    order["status"], None, items, order["total_cents"],
                     order["currency"], payment_method, created, created, None,
                 ),
             ).rowcount  # fmt: skip
@@ -330,17 +350,20 @@ class SqliteOrders:
                 row = connection.execute(
                     f"SELECT {COLUMNS} FROM orders WHERE key = ?", (idempotency_id,)
                 ).fetchone()
-                return replayed(order_of(row) if row else None, fingerprint), False
+                return row, False, None, None
             lease_until, lease = self.outbox.new_event_lease()
             seq = connection.execute(
                 "INSERT INTO outbox (event_id, order_id, payload, headers, created_at,"
                 " lease_until, lease) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.event_id, order["id"], event.model_dump_json(), json.dumps(headers),
-                    created, lease_until, lease,
-                ),
-            ).lastrowid  # fmt: skip
+                (event.event_id, order["id"], payload, stored_headers, created, lease_until, lease),
+            ).lastrowid
+            return None, True, seq, lease
+
+        existing, inserted, seq, lease = self.backend.transact(insert)
+        if not inserted:
+            return replayed(order_of(existing) if existing else None, fingerprint), False
         if lease is not None:
+            assert seq is not None
             self.outbox.hand_over(seq, event.event_id, to_message(event, headers))
         self.outbox.on_commit()
         return order, True
@@ -381,16 +404,17 @@ class SqliteOrders:
         except InvalidTransition:
             return Settlement("ignored")
         now = to_micros(clock.now())
-        with self.backend.write() as connection:
+
+        def settle(connection: sqlite3.Connection) -> Settlement:
             found = connection.execute(
-                "SELECT status, created_at FROM orders WHERE id = ?", (order_id,)
+                "SELECT status, created_at, EXISTS (SELECT 1 FROM processed_events"
+                " WHERE order_id = orders.id AND event_id = ?) AS processed"
+                " FROM orders WHERE id = ?",
+                (event_id, order_id),
             ).fetchone()
             if found is None:
                 raise LookupError(f"order {order_id} does not exist (yet)")
-            if connection.execute(
-                "SELECT 1 FROM processed_events WHERE order_id = ? AND event_id = ?",
-                (order_id, event_id),
-            ).fetchone():
+            if found["processed"]:
                 return Settlement("duplicate")
             if found["status"] != OrderStatus.PENDING.value:
                 return Settlement("ignored")  # already settled by another outcome
@@ -403,6 +427,7 @@ class SqliteOrders:
                 "INSERT INTO processed_events (order_id, event_id) VALUES (?, ?)",
                 (order_id, event_id),
             )
-            paid = target is OrderStatus.PAID
-            self.redrives.record_settled(connection, order_id, paid)
-        return Settlement("applied", from_micros(found["created_at"]))
+            self.redrives.record_settled(connection, order_id, target is OrderStatus.PAID)
+            return Settlement("applied", from_micros(found["created_at"]))
+
+        return self.backend.transact(settle)

@@ -32,7 +32,7 @@ def connect_bus(
 
     With `telemetry`, the service's view of the bus makes its spans and event metrics;
     `reconnect` is how RabbitMQ consumers back off between reconnects, `consumers` how many
-    consume each of its queues side by side (the in-process bus: always one).
+    consume each of its queues side by side.
     """
     bus = _connect(url, retry or RetryPolicy(), reconnect, consumers)
     if telemetry is None:
@@ -50,7 +50,7 @@ def _connect(url: str, retry: RetryPolicy, reconnect: Backoff, consumers: int) -
     if url.startswith("memory://"):
         from microshop.platform.bus.memory import shared_memory_bus
 
-        return shared_memory_bus(url, retry)
+        return shared_memory_bus(url, retry, consumers)
     raise ValueError(f"unsupported bus URL {url!r}: use amqp://… or memory://")
 
 

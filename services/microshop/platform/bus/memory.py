@@ -36,7 +36,7 @@ class _Queue:
     probe: Probe = _no_probe
     items: queue_module.Queue[object] = field(default_factory=queue_module.Queue)
     dead: list[IncomingMessage] = field(default_factory=list)
-    thread: threading.Thread | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
 
 
 class MemoryBus(Bus):
@@ -44,10 +44,16 @@ class MemoryBus(Bus):
 
     That is acceptable where it is used (one standalone process, where the outbox, not the bus,
     is the durable record: a restart republishes everything not yet confirmed).
+
+    Each queue has `consumers` threads taking its messages side by side, as RabbitMQ's
+    consumers do (and so two events of one order may be handled in either order there too):
+    while one handler waits for its commit, the next message is being handled, and a store
+    that commits its callers' writes together (orders/store/sqlite.py) gets several at once.
     """
 
-    def __init__(self, retry: RetryPolicy) -> None:
+    def __init__(self, retry: RetryPolicy, consumers: int = 1) -> None:
         super().__init__(retry)
+        self.consumers = consumers
         self._queues: dict[str, _Queue] = {}
         self._lock = threading.Lock()
         self._timers: set[threading.Timer] = set()
@@ -92,10 +98,12 @@ class MemoryBus(Bus):
             if queue in self._queues:
                 raise ValueError(f"queue {queue!r} already has a consumer")
             self._queues[queue] = q
-        q.thread = threading.Thread(
-            target=self._consume, args=(q,), name=f"bus-{queue}", daemon=True
-        )
-        q.thread.start()
+        q.threads = [
+            threading.Thread(target=self._consume, args=(q,), name=f"bus-{queue}-{n}", daemon=True)
+            for n in range(1, self.consumers + 1)
+        ]
+        for thread in q.threads:
+            thread.start()
 
     def _consume(self, q: _Queue) -> None:
         while True:
@@ -185,22 +193,24 @@ class MemoryBus(Bus):
         for timer in timers:
             timer.cancel()
         for q in self._queues.values():
-            q.items.put(_STOP)
+            for _ in q.threads:
+                q.items.put(_STOP)
         for q in self._queues.values():
-            if q.thread is not None:
-                q.thread.join(timeout=5)
+            for thread in q.threads:
+                thread.join(timeout=5)
 
 
 _shared: dict[str, MemoryBus] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_memory_bus(url: str, retry: RetryPolicy) -> Bus:
-    """Services in one process that name the same `memory://NAME` URL share one bus."""
+def shared_memory_bus(url: str, retry: RetryPolicy, consumers: int = 1) -> Bus:
+    """Services in one process that name the same `memory://NAME` URL share one bus (with the
+    retry policy and consumers per queue of the first)."""
     with _shared_lock:
         bus = _shared.get(url)
         if bus is None or bus._closed:
-            bus = _shared[url] = MemoryBus(retry)
+            bus = _shared[url] = MemoryBus(retry, consumers)
         else:
             with bus._lock:
                 bus._users += 1
