@@ -11,6 +11,7 @@ plus the bare per-call overhead on a function that does nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import tempfile
 import threading
@@ -75,7 +76,7 @@ def main() -> None:
         print(f"{'case':28} {'direct µs':>10} {'tenacity µs':>12} {'ratio':>7}")
         for name, call, reset, calls in cases:
             direct = best_of(args.rounds, calls, call, reset)
-            retried = best_of(args.rounds, calls, lambda c=call: retrying(c), reset)
+            retried = best_of(args.rounds, calls, functools.partial(retrying, call), reset)
             print(f"{name:28} {direct * 1e6:10.1f} {retried * 1e6:12.1f} {retried / direct:7.2f}")
         engine.dispose()
     print("(best of", args.rounds, "rounds; the ratio is what the relay pays for tenacity)")
