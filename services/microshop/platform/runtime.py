@@ -60,7 +60,7 @@ def open_bus(settings: DatabaseSettings, telemetry: ServiceTelemetry | None = No
         ),
         telemetry,
         reconnect=settings.bus_reconnect_backoff,
-        consumers=settings.consumers_per_queue,
+        consumers=settings.consumers(),
     )
 
 

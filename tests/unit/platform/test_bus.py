@@ -18,6 +18,7 @@ from microshop.platform.bus import (
     topic_matches,
 )
 from microshop.platform.bus.memory import MemoryBus
+from microshop.platform.settings import DatabaseSettings
 from tests.support.polling import wait_until
 from tests.unit.platform.conftest import FAST_RETRY
 
@@ -223,3 +224,19 @@ def test_a_queue_has_its_consumers_side_by_side_and_close_stops_them_all(
     assert len(threads) == consumers
     bus.close()
     assert not any(thread.is_alive() for thread in threads)
+
+
+@pytest.mark.parametrize(
+    ("bus_url", "configured", "consumers"),
+    [
+        ("memory://", None, 16),  # cheap threads, and SQLite's group commit wants many
+        ("amqp://guest:guest@127.0.0.1:5672/%2F", None, 4),  # a connection each
+        ("memory://", 2, 2),
+        ("amqp://guest:guest@127.0.0.1:5672/%2F", 8, 8),
+    ],
+)
+def test_consumers_per_queue_default_to_the_buss_own(
+    bus_url: str, configured: int | None, consumers: int
+) -> None:
+    settings = DatabaseSettings(bus_url=bus_url, consumers_per_queue=configured)
+    assert settings.consumers() == consumers
