@@ -71,13 +71,13 @@ class GroupCommit(Generic[H]):
         self._queue: queue.SimpleQueue[_Work | object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._handle: H | None = None  # the open transaction's, for a body's own calls
+        self._writing = threading.local()  # on the writer thread: `active`, `handle`
 
     def run(self, body: Callable[[H], T]) -> T:
         """`body` run in a write transaction: what it returns (or raises), once committed."""
-        if threading.current_thread() is self._writer:
+        if getattr(self._writing, "active", False):
             # A body's own call (a store method calling another): inside its transaction.
-            return body(cast(H, self._handle))
+            return body(self._writing.handle)
         work = _Work(body)
         with self._lock:
             if self._writer is None or not self._writer.is_alive():
@@ -132,11 +132,11 @@ class GroupCommit(Generic[H]):
     def _commit(self, group: list[_Work]) -> None:
         try:
             with self.transaction() as handle:
-                self._handle = handle
+                self._writing.active, self._writing.handle = True, handle
                 try:
                     results = [work.context.run(work.body, handle) for work in group]
                 finally:
-                    self._handle = None
+                    self._writing.active, self._writing.handle = False, None
         except Exception as exc:
             if len(group) == 1:
                 group[0].finish(error=exc)

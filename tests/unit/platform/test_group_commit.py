@@ -175,7 +175,11 @@ def test_a_bodys_own_write_joins_its_transaction(file: File, writes: GroupCommit
     def outer(f: File) -> int:
         return f.insert(1) + writes.run(lambda g: g.insert(2))
 
-    assert writes.run(outer) == 3
+    answers: list[int] = []
+    caller = threading.Thread(target=lambda: answers.append(writes.run(outer)), daemon=True)
+    caller.start()
+    caller.join(5)
+    assert answers == [3], "the inner write waited for the writer that runs the outer one"
     assert file.commits == 1
 
 
