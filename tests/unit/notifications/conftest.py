@@ -60,6 +60,10 @@ def settings(database_url: str, tmp_path: Path, keys: KeyPair) -> NotificationsS
         # A bus of its own per test, so no test sees another's messages.
         bus_url=f"memory://notifications-{tmp_path.name}",
         jwt_public_key=keys.public_pem,
+        # One consumer: events are handled, and notifications made, in the order published, so
+        # a marker published last drains the queue and "newest first" is the publishing order
+        # (the in-process bus's default runs 16 side by side).
+        consumers_per_queue=1,
     )
 
 

@@ -59,8 +59,8 @@ def order_ids(response: httpx.Response) -> list[str]:
 def settle(client: TestClient, notifications_of: Callable[..., httpx.Response]) -> None:
     """Wait until everything published so far is consumed.
 
-    The queue is consumed in order by one thread, so once a marker event published last has
-    made its notification, every event before it has been handled too.
+    The queue is consumed in order by one thread (the fixture's one consumer), so once a marker
+    event published last has made its notification, every event before it has been handled too.
     """
     marker = f"marker-{uuid.uuid4()}"
     publish(client, paid(marker, user_id="marker-user"))

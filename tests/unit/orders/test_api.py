@@ -38,6 +38,9 @@ def client(
         bus_url=bus_url,
         jwt_public_key=keys.public_pem,
         outbox_poll_seconds=0.05,
+        # One consumer: events are handled in the order published, so an event published last
+        # drains the queue (the in-process bus's default runs 16 side by side).
+        consumers_per_queue=1,
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
