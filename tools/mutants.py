@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutants"
 EXPLAINED = ROOT / "tests" / "mutants-explained.md"
 
-# The pure modules (plain Python rules, and the platform's outbox and inbox), and the tests
-# that speak for them: mutmut runs, for each mutant, only those that reach it.
+# The pure modules (plain Python rules, and the platform's outbox, inbox and group commit), and
+# the tests that speak for them: mutmut runs, for each mutant, only those that reach it.
 SCOPES = {
     "services": (
         (
@@ -33,6 +33,7 @@ SCOPES = {
             "microshop/notifications/domain.py",
             "microshop/users/domain.py",
             "microshop/platform/outbox.py",
+            "microshop/platform/groupcommit.py",
         ),
         (
             "tests/unit/orders/test_domain.py",
@@ -45,6 +46,7 @@ SCOPES = {
             "tests/unit/users/test_users_rules.py",
             "tests/unit/platform/test_outbox.py",
             "tests/unit/platform/test_outbox_rules.py",
+            "tests/unit/platform/test_group_commit.py",
         ),
     ),
     "operator": (

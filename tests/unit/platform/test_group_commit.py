@@ -158,6 +158,39 @@ def test_a_failed_commit_runs_each_body_again_alone(file: File, writes: GroupCom
     assert file.commits == 4  # the group's COMMIT failed: each then committed alone
 
 
+def test_a_group_takes_at_most_its_limit(file: File) -> None:
+    writes = GroupCommit("test", file.transaction, limit=2)
+    try:
+        answers = callers_behind_a_slow_one(writes, [inserting(n) for n in range(1, 6)])
+    finally:
+        writes.close()
+
+    assert answers == [1, 2, 3, 4, 5]
+    assert file.commits == 4  # the slow one's, then 2 + 2 + 1
+
+
+class WriterKilled(BaseException):
+    """Not an Exception: what the writer does not re-run alone, as a KeyboardInterrupt."""
+
+
+def test_a_writer_that_dies_fails_the_callers_of_its_group_and_the_next_write_starts_another(
+    file: File, writes: GroupCommit[File], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    died: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_value))
+
+    def killing(_f: File) -> int:
+        raise WriterKilled
+
+    answers = callers_behind_a_slow_one(writes, [inserting(1), killing, inserting(2)])
+
+    # Nobody waits for the dead writer in vain: its group's callers get what killed it.
+    assert [type(a) for a in answers] == [WriterKilled] * 3
+    assert [type(e) for e in died] == [WriterKilled]
+    assert writes.run(inserting(3)) == 3
+    assert file.committed() == [0, 3]
+
+
 def test_a_body_runs_in_its_callers_context(writes: GroupCommit[File]) -> None:
     caller = contextvars.ContextVar("caller", default="none")
     seen: list[str] = []
@@ -183,6 +216,8 @@ def test_a_bodys_own_write_joins_its_transaction(file: File, writes: GroupCommit
     assert file.commits == 1
 
 
+# The writer ends at the stop, not by tripping over it: a thread dying of an exception fails it.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_closing_waits_for_what_was_queued_and_a_later_write_starts_again(
     file: File, writes: GroupCommit[File]
 ) -> None:
@@ -260,6 +295,7 @@ def deliveries_behind_a_first(inbox: SqlInbox, event_ids: list[str]) -> list[boo
     for thread in threads:
         thread.join(20)
     inbox.close()
+    assert inbox._grouped._writer is None  # closed with the inbox
     return answers
 
 
