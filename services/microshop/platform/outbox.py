@@ -195,11 +195,11 @@ class SqlInbox:
         self.session_factory, self.model, self.consumer = session_factory, model, consumer
         self.table: Table = model.__table__
         engine: Engine = session_factory.kw["bind"]
-        self._grouped: GroupCommit[Session] | None = (
-            GroupCommit(f"inbox-{consumer}", session_factory.begin)
-            if engine.dialect.name == "sqlite"
-            else None
-        )
+        self._grouped: GroupCommit[Session] | None = None
+        if engine.dialect.name == "sqlite":
+            self._grouped = GroupCommit(f"inbox-{consumer}", session_factory.begin)
+            # Its writer goes with the engine it writes through (the runtime's close).
+            sqlalchemy_event.listen(engine, "engine_disposed", lambda _engine: self.close())
 
     def process_once(self, event_id: str, change: Callable[[Session], None]) -> bool:
         """Apply `change` and record `event_id` atomically; False if it was processed before.

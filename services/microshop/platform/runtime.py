@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from microshop.platform import db
 from microshop.platform.auth import TokenVerifier
 from microshop.platform.bus import Bus, RetryPolicy, connect_bus
-from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlInbox, SqlOutbox
+from microshop.platform.outbox import OutboxMixin, OutboxRelay, SqlOutbox
 from microshop.platform.settings import DatabaseSettings, ServiceSettings
 from microshop.platform.startup import opened_when_reachable
 from microshop.platform.subscriptions import Subscription
@@ -138,9 +138,6 @@ class SqlRuntime:
             self.relay.stop()
         if self.bus is not None:
             self.bus.close()
-        inbox = getattr(self.store, "inbox", None)
-        if isinstance(inbox, SqlInbox):  # its writer, once the consumers are gone
-            inbox.close()
         self.engine.dispose()
 
 

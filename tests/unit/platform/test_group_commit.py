@@ -304,6 +304,17 @@ def marks(store: SqlStore) -> list[str]:
         return sorted(m.event_id for m in session.query(InboxMarks))
 
 
+def test_the_sqlite_inbox_stops_its_writer_with_its_engine(store: SqlStore) -> None:
+    inbox = SqlInbox(store.sessions, InboxMarks, consumer="payments")
+    assert inbox._grouped is not None
+    assert inbox.process_once("e-1", lambda session: None) is True
+    assert inbox._grouped._writer is not None
+
+    store.engine.dispose()  # as the runtime's close does, once its consumers are gone
+
+    assert inbox._grouped._writer is None
+
+
 def test_twins_in_one_group_of_the_sqlite_inbox_run_once(store: SqlStore) -> None:
     inbox = SqlInbox(store.sessions, InboxMarks, consumer="payments")
 
